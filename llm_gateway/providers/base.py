@@ -1,0 +1,90 @@
+"""The provider interface: every LLM backend (Ollama, mock, OpenAI, ...) is one subclass in its own module.
+
+The gateway names a class by import path in YAML and builds it with `cls(name, settings)`, where
+`settings` is the YAML section converted to the class's own `Settings` Struct. No gateway code
+changes when a provider is added.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgspec
+
+from shared_contracts.llm import GenerateOptions, Message
+
+__all__ = ["Delta", "Provider", "ProviderCall", "ProviderResult", "ProviderSettings"]
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of each provider's YAML section (minus `class`); a typo in YAML is a start-up error."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One call to one model: what the router resolved plus what the client asked."""
+
+    model: str
+    messages: list[Message]
+    options: GenerateOptions
+    response_schema: dict[str, Any] | None = None
+    # The route's provider-specific extras from YAML (e.g. Ollama's keep_alive); never from a client.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Context the mock provider uses to write plausible, deterministic output; live providers ignore it.
+    role: str = ""
+    task: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ProviderResult(msgspec.Struct, kw_only=True):
+    """A provider's normalised answer."""
+
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+
+
+class Delta(msgspec.Struct):
+    """A piece of streamed text."""
+
+    text: str
+
+
+class Provider(abc.ABC):
+    """Abstract LLM provider: `start`/`close` own its HTTP session; `generate`/`stream` honour `deadline`.
+
+    `deadline` is an absolute `loop.time()`. Implementations raise only `shared_contracts.errors`
+    classes, converting transport and upstream errors at their edge.
+    """
+
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    # `live` providers talk to a real upstream; the `mock` one answers from fixtures and schemas.
+    kind: ClassVar[str] = "live"
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    async def start(self) -> None:
+        """Open resources (the pooled aiohttp session). Called once in the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release resources. Called once on shutdown."""
+
+    @abc.abstractmethod
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        """One complete answer."""
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        """Text pieces as they come, then exactly one ProviderResult; by default one piece."""
+        result = await self.generate(call, deadline=deadline)
+        if result.text:
+            yield Delta(result.text)
+        yield result
+
+    async def health(self, *, deadline: float) -> None:
+        """Return when the upstream answers; raise a GatewayError otherwise."""

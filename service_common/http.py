@@ -1,0 +1,174 @@
+"""HTTP plumbing shared by the three Starlette apps: request ids, the error envelope, msgspec bodies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared_contracts.errors import (
+    ErrorEnvelope,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+)
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "MsgspecResponse",
+    "RequestIdMiddleware",
+    "decode_body",
+    "error_handlers",
+    "request_id_of",
+]
+
+T = TypeVar("T")
+
+REQUEST_ID_HEADER = "x-request-id"
+_encoder = msgspec.json.Encoder()
+_log = structlog.get_logger(component="http")
+
+
+class MsgspecResponse(Response):
+    """A JSON response encoded by msgspec (Structs, dicts, lists)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def _clean_request_id(raw: bytes | None) -> str:
+    # A caller's id is kept only when it is short and printable, so it cannot inject into logs or headers.
+    if raw:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if 0 < len(text) <= 128 and all(c.isalnum() or c in "-_.:" for c in text):
+            return text
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Take `X-Request-ID` or make one, bind it to the logs, and echo it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                raw = value
+                break
+        request_id = _clean_request_id(raw)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id RequestIdMiddleware bound to this request."""
+    state = request.scope.get("state") or {}
+    value = state.get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def error_response(err: GatewayError, request_id: str | None) -> Response:
+    """The envelope for `err`, with `Retry-After` when the error carries one."""
+    headers: dict[str, str] = {}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(max(1, int(err.retry_after + 0.999)))
+    body = ErrorEnvelope(error=err.to_body(request_id))
+    return MsgspecResponse(body, status_code=err.status, headers=headers)
+
+
+async def _on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, request_id_of(request))
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: GatewayError
+    if exc.status_code == 404:
+        err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}")
+        response = error_response(err, request_id_of(request))
+        response.status_code = 405
+        response.headers.update(exc.headers or {})
+        return response
+    else:
+        err = GatewayError(str(exc.detail))
+        response = error_response(err, request_id_of(request))
+        response.status_code = exc.status_code
+        return response
+    return error_response(err, request_id_of(request))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # The one place a bare Exception is caught: log it in full, tell the client nothing internal.
+    _log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    return error_response(GatewayError("internal error"), request_id_of(request))
+
+
+def error_handlers() -> Mapping[Any, Any]:
+    """Starlette `exception_handlers` that put every error in the envelope."""
+    return {GatewayError: _on_gateway_error, HTTPException: _on_http_exception, Exception: _on_unexpected}
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}", details={"limit": max_bytes})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body exceeds the limit of {max_bytes} bytes", details={"limit": max_bytes})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_payload(raw: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode a client body; a syntax or schema problem is a 400 naming the field."""
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; a JSON object is expected")
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        path = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "$"
+        raise InvalidRequest(f"invalid request: {message}", details={"path": path}) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+async def decode_body(request: Request, decoder: msgspec.json.Decoder[T], *, max_bytes: int) -> T:
+    """Read with a cap, then decode strictly."""
+    return decode_payload(await read_body(request, max_bytes=max_bytes), decoder)
+
+
+__all__ += ["decode_payload", "error_response", "read_body"]

@@ -1,0 +1,57 @@
+"""The command line every service shares: `--host --port --config`, then uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["ServeArgs", "parse_serve_args", "serve"]
+
+
+class ServeArgs(argparse.Namespace):
+    """Parsed command line."""
+
+    host: str
+    port: int
+    config: Path
+    log_level: str
+
+
+def parse_serve_args(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    default_port: int,
+    default_config: str,
+    config_env: str,
+    environ: dict[str, str] | None = None,
+) -> ServeArgs:
+    """Parse `--host --port --config --log-level`; the config path may also come from `config_env`."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--config", type=Path, default=Path(env.get(config_env) or default_config))
+    parser.add_argument("--log-level", default=env.get("LOG_LEVEL", "info"))
+    return parser.parse_args(argv, namespace=ServeArgs())
+
+
+def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", graceful_s: float = 10.0) -> None:
+    """Run `app` under uvicorn with uvloop/httptools, no access log (we log requests ourselves)."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="auto",
+        http="auto",
+        log_level=log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=graceful_s,
+        server_header=False,
+    )
