@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run-llm clean
+.PHONY: install test run-llm run-media run-orchestrator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 
 run-llm: $(STAMP)
 	$(BIN)/llm-gateway
+
+run-media: $(STAMP)
+	$(BIN)/media-gateway
+
+run-orchestrator: $(STAMP)
+	$(BIN)/orchestrator
 
 clean:
 	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis

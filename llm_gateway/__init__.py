@@ -1,0 +1,5 @@
+"""llm_gateway package."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""media_gateway package."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
