@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._base import Inbound, Outbound
 from .errors import ErrorBody, ErrorEnvelope, GatewayError
+from .flows import MediaCall, Product, RunDocument, RunList, RunMode, RunRequest, RunStatus, RunSummary, StepRecord, StepStatus
 from .llm import Attempt, GenerateOptions, GenerateRequest, GenerateResponse, Message, Mode, StreamDelta, Usage
 from .media import ImageInfo, ImageRequest, Job, JobStatus
 
@@ -20,9 +21,19 @@ __all__ = [
     "Inbound",
     "Job",
     "JobStatus",
+    "MediaCall",
     "Message",
     "Mode",
     "Outbound",
+    "Product",
+    "RunDocument",
+    "RunList",
+    "RunMode",
+    "RunRequest",
+    "RunStatus",
+    "RunSummary",
+    "StepRecord",
+    "StepStatus",
     "StreamDelta",
     "Usage",
 ]
