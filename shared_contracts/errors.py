@@ -78,6 +78,8 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     # Whether a caller (a router's fallback, a client's retry) may try again elsewhere or later.
     retryable: ClassVar[bool] = False
+    # The envelope a peer service sent, when this error was rebuilt from one by `error_from_body`.
+    envelope: ErrorBody | None = None
 
     def __init__(
         self,
@@ -214,6 +216,7 @@ def error_from_body(body: ErrorBody, *, retry_after: float | None = None) -> Gat
     err = cls(body.message, details=body.details, retry_after=retry_after)
     if cls is GatewayError and body.code != GatewayError.code:
         err.details.setdefault("code", body.code)
+    err.envelope = body
     return err
 
 
