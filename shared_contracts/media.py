@@ -63,3 +63,31 @@ class Job(Outbound):
     started_at: datetime | None
     finished_at: datetime | None
     latency_ms: float | None
+
+
+class WorkflowParam(Outbound):
+    """One named input a client may set for a workflow (via the request's fields or `params`)."""
+
+    name: str
+    default: Any
+    description: str = ""
+
+
+class WorkflowInfo(Outbound):
+    """A workflow the gateway can run: `GET /api/v1/media/workflows` lists these."""
+
+    name: str
+    description: str
+    provider: str
+    params: list[WorkflowParam]
+
+
+class JobEvent(Outbound):
+    """Data of a `progress` Server-Sent Event on `/api/v1/media/jobs/{id}/events`."""
+
+    id: str
+    status: JobStatus
+    progress: float
+
+
+__all__ += ["JobEvent", "WorkflowInfo", "WorkflowParam"]

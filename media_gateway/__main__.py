@@ -1,0 +1,40 @@
+"""`media-gateway --host --port --config` (also `python -m media_gateway`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from service_common.config import ConfigError
+from service_common.logging import configure_logging
+from service_common.server import parse_serve_args, serve
+
+from .app import create_app
+from .config import load_media_config
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the YAML, build the app, serve it; a configuration problem exits with status 2."""
+    args = parse_serve_args(
+        argv,
+        prog="media-gateway",
+        default_port=8200,
+        default_config="config/media_gateway.yaml",
+        config_env="MEDIA_GATEWAY_CONFIG",
+    )
+    configure_logging(level=args.log_level, service="media-gateway")
+    try:
+        config = load_media_config(args.config, os.environ)
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"media-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The Media Gateway's ASGI app: `/api/v1/media/*`, `/healthz`, `/readyz`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TypedDict
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from service_common.sse import sse_event, sse_response
+from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
+from shared_contracts.media import ImageRequest, Job, JobEvent
+
+from .config import MediaConfig
+from .jobs import FINAL, JobRunner, MemoryJobRegistry
+from .providers.loader import load_providers
+from .service import IMAGES_PATH, MediaService
+from .store import LocalImageStore, is_image_id
+from .workflows import load_workflows
+
+__all__ = ["AppState", "create_app"]
+
+JOBS_PATH = "/api/v1/media/jobs/"
+_decode_request = msgspec.json.Decoder(ImageRequest)
+_encode = msgspec.json.Encoder()
+_IMMUTABLE = "public, max-age=31536000, immutable"
+_READY_BUDGET_S = 5.0
+
+
+class AppState(TypedDict):
+    """What the lifespan puts on `request.state`."""
+
+    service: MediaService
+
+
+def _service(request: Request) -> MediaService:
+    service: MediaService = request.state.service
+    return service
+
+
+def _base_url(request: Request) -> str:
+    configured = _service(request).config.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _present(job: Job, base: str) -> Job:
+    """The job with absolute image URLs; stored URLs are paths, so any host or proxy prefix works."""
+    images = [msgspec.structs.replace(img, url=base + img.url) for img in job.images]
+    return msgspec.structs.replace(job, images=images)
+
+
+async def generate(request: Request) -> Response:
+    service = _service(request)
+    body = await decode_body(request, _decode_request, max_bytes=service.config.max_body_bytes)
+    mode = service.mode_for(request.headers.get("x-generator-mode"))
+    job = await service.submit(body, mode=mode, request_id=request_id_of(request))
+    base = _base_url(request)
+    if not body.wait:
+        return MsgspecResponse(_present(job, base), status_code=202, headers={"location": base + JOBS_PATH + job.id})
+    job = await service.runner.wait(job.id, timeout=service.timeout_for(mode))
+    if job.status == "succeeded":
+        return MsgspecResponse(_present(job, base))
+    if job.error is not None:
+        raise error_from_body(job.error)
+    if job.status == "canceled":
+        raise Conflict(f"job {job.id} was canceled", details={"job_id": job.id})
+    raise UpstreamTimeout(
+        f"the job did not finish within {service.timeout_for(mode):.1f} s", details={"job_id": job.id}
+    )
+
+
+async def get_job(request: Request) -> Response:
+    job = await _service(request).runner.get(request.path_params["job_id"])
+    return MsgspecResponse(_present(job, _base_url(request)))
+
+
+async def cancel_job(request: Request) -> Response:
+    job = await _service(request).runner.cancel(request.path_params["job_id"])
+    return MsgspecResponse(_present(job, _base_url(request)))
+
+
+async def job_events(request: Request) -> Response:
+    runner = _service(request).runner
+    job_id = request.path_params["job_id"]
+    await runner.get(job_id)  # an unknown id is a 404 envelope, not an empty stream
+    base = _base_url(request)
+
+    async def frames() -> AsyncIterator[bytes]:
+        async for job in runner.follow(job_id):
+            if job.status in FINAL:
+                yield sse_event("job", _encode.encode(_present(job, base)))
+            else:
+                yield sse_event("progress", _encode.encode(JobEvent(id=job.id, status=job.status, progress=job.progress)))
+
+    return sse_response(frames())
+
+
+async def get_image(request: Request) -> Response:
+    image_id = request.path_params["image_id"]
+    found = await _service(request).store.get(image_id) if is_image_id(image_id) else None
+    if found is None:
+        raise NotFound("no such image", details={"image_id": image_id[:80]})
+    meta, data = found
+    etag = f'"{meta.sha256}"'
+    headers = {"etag": etag, "cache-control": _IMMUTABLE}
+    wanted = request.headers.get("if-none-match", "")
+    if wanted.strip() == "*" or etag in [tag.strip().removeprefix("W/") for tag in wanted.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=meta.mime_type, headers=headers)
+
+
+async def list_workflows(request: Request) -> Response:
+    return MsgspecResponse({"workflows": _service(request).workflow_infos()})
+
+
+async def healthz(request: Request) -> Response:
+    return MsgspecResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    service = _service(request)
+    if service.config.mode == "live":
+        deadline = asyncio.get_running_loop().time() + _READY_BUDGET_S
+        names = sorted({wf.spec.provider for wf in service.workflows.values()})
+        for name in names:
+            provider = service.providers[name]
+            if provider.kind == "live":
+                await provider.health(deadline=deadline)
+    return MsgspecResponse({"status": "ready", "mode": service.config.mode})
+
+
+ROUTES = [
+    Route("/api/v1/media/image/generate", generate, methods=["POST"]),
+    Route(JOBS_PATH + "{job_id}", get_job, methods=["GET"]),
+    Route(JOBS_PATH + "{job_id}", cancel_job, methods=["DELETE"]),
+    Route(JOBS_PATH + "{job_id}/events", job_events, methods=["GET"]),
+    Route(IMAGES_PATH + "{image_id}", get_image, methods=["GET", "HEAD"]),
+    Route("/api/v1/media/workflows", list_workflows, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]
+
+
+def create_app(config: MediaConfig, *, environ: Mapping[str, str] | None = None) -> Starlette:
+    """Build the app; workflows and providers are validated now, so bad YAML fails before serving.
+
+    `environ` is accepted for symmetry with the other services; the YAML loader already expanded it.
+    """
+    del environ
+    workflows = load_workflows(config.workflows, base_dir=Path(config.base_dir))
+    providers = load_providers(config.providers)
+    store = LocalImageStore(Path(config.store.dir))
+    registry = MemoryJobRegistry(max_jobs=config.jobs.max_jobs, retention_s=config.jobs.retention_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+        runner = JobRunner(registry)
+        async with contextlib.AsyncExitStack() as stack:
+            for provider in providers.values():
+                await provider.start()
+                stack.push_async_callback(provider.close)
+            stack.push_async_callback(runner.close)
+            service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
+            yield {"service": service}
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=dict(error_handlers()),
+    )
+

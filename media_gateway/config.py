@@ -1,0 +1,136 @@
+"""The Media Gateway's configuration: `config/media_gateway.yaml` read once into frozen Structs.
+
+Environment variables reach the service only through `${VAR:-default}` in the YAML
+(`GENERATOR_MODE`, `COMFYUI_BASE_URL`, `MEDIA_STORE_DIR`, `MEDIA_PUBLIC_BASE_URL`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from service_common.config import ConfigError, load_config
+
+__all__ = [
+    "JobsConfig",
+    "MediaConfig",
+    "ParamSpec",
+    "RouteSpec",
+    "StoreConfig",
+    "Timeouts",
+    "WorkflowSpec",
+    "load_media_config",
+]
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of every YAML section: a typo is a start-up error naming the key."""
+
+
+class Timeouts(_Section):
+    """How long one job may take, per mode; `wait: true` answers within it."""
+
+    mock: Seconds = 5.0
+    live: Seconds = 180.0
+
+
+class StoreConfig(_Section):
+    """Where image bytes live (a local directory; content-addressed)."""
+
+    dir: str = "./var/media"
+
+
+class JobsConfig(_Section):
+    """Bounded retention of finished jobs in the in-memory registry."""
+
+    max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    retention_s: Seconds = 3600.0
+
+
+class ParamSpec(_Section):
+    """Where a request parameter goes in the graph (`node` id, `input` name) and its default.
+
+    Workflows without a graph file (cloud providers) use only `default`.
+    """
+
+    node: str | None = None
+    input: str | None = None
+    default: Any = None
+    description: str = ""
+
+
+class WorkflowSpec(_Section):
+    """One workflow: its graph file (relative to the YAML), provider, parameter mapping and outputs."""
+
+    provider: str
+    file: str | None = None
+    description: str = ""
+    params: dict[str, ParamSpec] = {}
+    # Node ids whose images are the job's result; empty means every `output`-type image.
+    outputs: list[str] = []
+    # Provider-specific extras handed to the provider as they are (e.g. a cloud model name).
+    options: dict[str, Any] = {}
+
+
+class RouteSpec(_Section):
+    """A routing rule: requests matching `role` and `task` (absent = any) run `workflow`."""
+
+    workflow: str
+    role: str | None = None
+    task: str | None = None
+
+
+class MediaConfig(_Section):
+    """The whole service configuration."""
+
+    mode: Literal["mock", "live"] = "mock"
+    # Lets a caller pick the mode per request with `X-Generator-Mode`; off in production.
+    allow_mode_header: bool = False
+    timeouts: Timeouts = Timeouts()
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024
+    public_base_url: str = ""
+    store: StoreConfig = StoreConfig()
+    jobs: JobsConfig = JobsConfig()
+    # The provider every job uses in mock mode, whatever its workflow names.
+    mock_provider: str = "mock"
+    providers: dict[str, dict[str, Any]] = {}
+    workflows: dict[str, WorkflowSpec] = {}
+    routing: list[RouteSpec] = []
+    # Directory that relative workflow `file` paths start from; set by the loader to the YAML's folder.
+    base_dir: str = "."
+
+
+def validate_references(config: MediaConfig) -> None:
+    """Cross-check names: every workflow's provider and every route's workflow must exist."""
+    for name, spec in config.providers.items():
+        if not isinstance(spec.get("class"), str):
+            raise ConfigError(f"providers.{name}.class: a 'module:Class' import path is required")
+    if config.mock_provider not in config.providers:
+        raise ConfigError(f"mock_provider: no provider named {config.mock_provider!r} under providers")
+    for name, wf in config.workflows.items():
+        if wf.provider not in config.providers:
+            raise ConfigError(f"workflows.{name}.provider: no provider named {wf.provider!r} under providers")
+    for i, route in enumerate(config.routing):
+        if route.workflow not in config.workflows:
+            raise ConfigError(f"routing[{i}].workflow: no workflow named {route.workflow!r} under workflows")
+    if not any(r.role is None and r.task is None for r in config.routing):
+        raise ConfigError("routing: a default rule (no role, no task) is required as the last resort")
+
+
+def load_media_config(path: Path, environ: Mapping[str, str]) -> MediaConfig:
+    """Read, expand and validate the YAML; relative workflow files resolve against its folder."""
+    config = load_config(path, MediaConfig, environ)
+    config = msgspec.structs.replace(config, base_dir=str(path.parent.resolve()))
+    try:
+        validate_references(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return config
+
+
+__all__ += ["validate_references"]

@@ -1,0 +1,222 @@
+"""Jobs: a registry interface with an in-memory default, and the local runner that drives them.
+
+The registry holds Job snapshots (what a shared backend would store). The runner holds what only this
+process can: the running task, a done-event for `wait: true`, and the SSE subscribers.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+import structlog
+
+from shared_contracts.errors import Conflict, GatewayError, NotFound, UpstreamTimeout
+from shared_contracts.media import ImageInfo, Job, JobStatus
+
+__all__ = ["JobRegistry", "JobRunner", "MemoryJobRegistry", "Work"]
+
+_log = structlog.get_logger(component="jobs")
+
+FINAL: frozenset[JobStatus] = frozenset({"succeeded", "failed", "canceled"})
+
+Work = Callable[[Callable[[JobStatus, float], None]], Awaitable[list[ImageInfo]]]
+"""A job's work: called with a progress callback, returns the stored images."""
+
+
+class JobRegistry(abc.ABC):
+    """Where job snapshots live; a shared backend (e.g. Redis) implements the same two calls."""
+
+    @abc.abstractmethod
+    async def save(self, job: Job) -> None:
+        """Insert or replace the snapshot of `job.id`."""
+
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> Job | None:
+        """The latest snapshot, or None when unknown or expired."""
+
+
+class MemoryJobRegistry(JobRegistry):
+    """A dict in insertion order; finished jobs expire after `retention_s` or beyond `max_jobs`."""
+
+    def __init__(self, *, max_jobs: int, retention_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._jobs: collections.OrderedDict[str, tuple[Job, float]] = collections.OrderedDict()
+        self._max, self._retention, self._clock = max_jobs, retention_s, clock
+
+    async def save(self, job: Job) -> None:
+        self._jobs[job.id] = (job, self._clock())
+        self._prune()
+
+    async def get(self, job_id: str) -> Job | None:
+        self._prune()
+        entry = self._jobs.get(job_id)
+        return entry[0] if entry else None
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def _prune(self) -> None:
+        now = self._clock()
+        expired = [jid for jid, (job, at) in self._jobs.items() if job.status in FINAL and now - at > self._retention]
+        for jid in expired:
+            del self._jobs[jid]
+        # Over the cap, the oldest finished jobs go first; running jobs are never dropped.
+        excess = len(self._jobs) - self._max
+        for jid in [jid for jid, (job, _) in self._jobs.items() if job.status in FINAL][: max(0, excess)]:
+            del self._jobs[jid]
+
+
+@dataclass(slots=True)
+class _Local:
+    job: Job
+    task: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribers: set[asyncio.Queue[Job]] = field(default_factory=set)
+    cancel_requested: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRunner:
+    """Runs each job's work as a task under its deadline, and lets requests wait, follow or cancel it."""
+
+    def __init__(self, registry: JobRegistry) -> None:
+        self._registry = registry
+        self._local: dict[str, _Local] = {}
+        self._saves: set[asyncio.Task[None]] = set()
+
+    async def start(self, job: Job, work: Work, *, deadline: float, request_id: str | None = None) -> None:
+        """Record `job` and start its work; `deadline` is a `loop.time()` covering queueing and rendering."""
+        local = _Local(job=job)
+        self._local[job.id] = local
+        await self._registry.save(job)
+        local.task = asyncio.create_task(self._drive(local, work, deadline, request_id), name=f"job-{job.id}")
+
+    async def get(self, job_id: str) -> Job:
+        """The freshest snapshot: this process's own copy while running, else the registry's."""
+        local = self._local.get(job_id)
+        job = local.job if local else await self._registry.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}", details={"job_id": job_id})
+        return job
+
+    async def wait(self, job_id: str, *, timeout: float) -> Job:
+        """The job once final, or its current snapshot when `timeout` passes first."""
+        local = self._local.get(job_id)
+        if local is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await local.done.wait()
+        return await self.get(job_id)
+
+    async def follow(self, job_id: str) -> AsyncIterator[Job]:
+        """Every snapshot from now on, ending with the final one."""
+        local = self._local.get(job_id)
+        if local is None:
+            yield await self.get(job_id)
+            return
+        queue: asyncio.Queue[Job] = asyncio.Queue()
+        local.subscribers.add(queue)
+        try:
+            job = local.job
+            yield job
+            while job.status not in FINAL:
+                job = await queue.get()
+                yield job
+        finally:
+            local.subscribers.discard(queue)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job and return it once its provider has released the work."""
+        local = self._local.get(job_id)
+        if local is None or local.job.status in FINAL or local.task is None:
+            job = await self.get(job_id)
+            raise Conflict(f"job {job_id!r} is already {job.status}", details={"job_id": job_id, "status": job.status})
+        local.cancel_requested = True
+        local.task.cancel()
+        await local.done.wait()
+        return local.job
+
+    async def close(self) -> None:
+        """Cancel every running job (on shutdown) and wait for them to finish."""
+        tasks = [local.task for local in self._local.values() if local.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._saves, return_exceptions=True)
+
+    def _publish(self, local: _Local, job: Job) -> None:
+        local.job = job
+        for queue in local.subscribers:
+            queue.put_nowait(job)
+        # Progress callbacks are synchronous, so saving happens in the background; each save writes the
+        # freshest snapshot when it runs, so a late save can never put back an older state.
+        task = asyncio.create_task(self._persist(local))
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
+    async def _persist(self, local: _Local) -> None:
+        await self._registry.save(local.job)
+
+    async def _drive(self, local: _Local, work: Work, deadline: float, request_id: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+
+        def progress(status: JobStatus, fraction: float) -> None:
+            job = local.job
+            if job.status in FINAL:
+                return
+            value = round(min(1.0, max(job.progress, fraction)), 4)
+            started = job.started_at or (_now() if status == "running" else None)
+            if status == job.status and value == job.progress:
+                return
+            self._publish(local, msgspec.structs.replace(job, status=status, progress=value, started_at=started))
+
+        status: JobStatus = "failed"
+        images: list[ImageInfo] = []
+        error: GatewayError | None = None
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    images = await work(progress)
+                status = "succeeded"
+            except TimeoutError:
+                error = UpstreamTimeout(
+                    f"the job did not finish within {deadline - begun:.1f} s", details={"job_id": local.job.id}
+                )
+            except GatewayError as exc:
+                error = exc
+                error.details.setdefault("job_id", local.job.id)
+            except asyncio.CancelledError:
+                status = "canceled"
+                if not local.cancel_requested:
+                    raise
+            except Exception as exc:  # noqa: BLE001 - a background task's outermost handler: the job must end
+                _log.error("job_crashed", job_id=local.job.id, exc_info=exc)
+                error = GatewayError("internal error while rendering", details={"job_id": local.job.id})
+        finally:
+            job = local.job
+            finished = _now()
+            final = msgspec.structs.replace(
+                job,
+                status=status,
+                progress=1.0 if status == "succeeded" else job.progress,
+                images=images,
+                error=error.to_body(request_id) if error is not None else None,
+                started_at=job.started_at or (finished if status == "succeeded" else None),
+                finished_at=finished,
+                latency_ms=round((loop.time() - begun) * 1000, 1),
+            )
+            self._publish(local, final)
+            await self._persist(local)
+            local.done.set()
+            self._local.pop(local.job.id, None)

@@ -1,0 +1,84 @@
+"""The media provider interface: every image backend (ComfyUI, mock, a cloud image API) is one subclass.
+
+YAML names the class by import path (`class: "media_gateway.providers.comfyui:ComfyUIProvider"`); the
+gateway builds it with `cls(name, settings)`, `settings` being the rest of that YAML section converted to
+the class's own `Settings` Struct. Adding a provider is one module plus YAML; no gateway code changes.
+
+Lifecycle: `start()` once in the app's lifespan (open the pooled aiohttp session), `render()` per job,
+`health()` for `/readyz`, `close()` on shutdown.
+
+Cancelling and timeouts are plain asyncio task cancellation: the gateway runs `render()` inside
+`asyncio.timeout_at(deadline)` and cancels the task on `DELETE /jobs/{id}`. A provider that holds work
+upstream (a queued prompt) must release it when `CancelledError` reaches it, then re-raise.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+__all__ = ["MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]
+
+ProgressCallback = Callable[[Literal["queued", "running"], float], None]
+"""`progress(status, fraction)`: report `queued` while waiting upstream, `running` with 0..1 as work advances."""
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of each provider's YAML section (minus `class`); a typo in YAML is a start-up error."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderCall:
+    """One job for one provider: resolved parameters, and the injected graph for graph backends.
+
+    `params` always holds `prompt`, `negative_prompt`, `width`, `height`, `seed` and `count`, plus the
+    workflow's extra parameters with YAML defaults applied. Cloud providers read `params` (and their
+    `options`, e.g. a model name from YAML) and ignore `graph`.
+    """
+
+    job_id: str
+    workflow: str
+    params: Mapping[str, Any]
+    # ComfyUI API-format graph with `params` already written in; None for workflows without a graph file.
+    graph: Mapping[str, Any] | None = None
+    # Node ids whose images are the result; empty means every saved output image.
+    output_nodes: tuple[str, ...] = ()
+    # The workflow's provider-specific `options` from YAML; never from a client.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedImage:
+    """One finished image as encoded bytes (PNG, JPEG or WebP) and its MIME type."""
+
+    data: bytes
+    mime_type: str
+
+
+class MediaProvider(abc.ABC):
+    """Abstract image provider. Implementations raise only `shared_contracts.errors` classes."""
+
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    # `live` providers talk to a real upstream; the `mock` one draws images locally.
+    kind: ClassVar[Literal["live", "mock"]] = "live"
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    async def start(self) -> None:
+        """Open resources (the pooled aiohttp session). Called once in the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release resources. Called once on shutdown."""
+
+    @abc.abstractmethod
+    async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
+        """Produce the job's images (`params["count"]` of them when the backend can), reporting progress."""
+
+    async def health(self, *, deadline: float) -> None:
+        """Return when the upstream answers before `deadline` (a `loop.time()`); raise a GatewayError otherwise."""

@@ -1,0 +1,390 @@
+"""The ComfyUI provider: submit an API-format graph, follow it over the WebSocket, download its outputs.
+
+Protocol facts this module relies on (measured on a real server):
+- events reach only the `client_id` given in `POST /prompt`, so the socket is connected first;
+- a prompt ends with `executing {"node": null}`; only then is `/history/{id}` certain to be written;
+- `/history/{id}` answers `200 {}` for unknown AND unfinished prompts, so `/queue` tells them apart;
+- an identical resubmission is served from cache and `executed` names the old file, which is still valid;
+- `/interrupt` is sent only with this prompt's id and only while `/queue` says it runs; never a global one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import aiohttp
+import msgspec
+import structlog
+
+from shared_contracts.errors import (
+    GatewayError,
+    InvalidWorkflow,
+    NotReady,
+    ProviderUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
+from .comfyui_socket import DISCONNECTED, ComfyUISocket, Frame, Marker
+
+__all__ = ["ComfyUIProvider", "ComfyUISettings"]
+
+_log = structlog.get_logger(component="comfyui")
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ComfyUISettings(ProviderSettings):
+    """One ComfyUI instance."""
+
+    base_url: str
+    # ComfyUI runs one queue; more prompts than this wait in the gateway and report `queued`.
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 2
+    request_timeout_s: Positive = 30.0
+    connect_timeout_s: Positive = 10.0
+    # How often `/history` is polled while the socket is down.
+    poll_interval_s: Positive = 1.0
+    reconnect_min_s: Positive = 0.5
+    reconnect_max_s: Positive = 10.0
+    # Budget for deleting/interrupting a prompt after a cancel or timeout.
+    cancel_timeout_s: Positive = 5.0
+
+
+class _Accepted(msgspec.Struct):
+    prompt_id: str
+
+
+class _Rejected(msgspec.Struct):
+    error: Any = None
+    node_errors: Any = None
+
+
+class _ImageRef(msgspec.Struct, frozen=True):
+    filename: str
+    subfolder: str = ""
+    type: str = "output"
+
+
+class _HistoryStatus(msgspec.Struct):
+    status_str: str = "success"
+    completed: bool = True
+    messages: list[Any] = []
+
+
+class _HistoryEntry(msgspec.Struct):
+    outputs: dict[str, dict[str, Any]] = {}
+    status: _HistoryStatus = msgspec.field(default_factory=_HistoryStatus)
+
+
+_decode_accepted = msgspec.json.Decoder(_Accepted)
+_decode_rejected = msgspec.json.Decoder(_Rejected)
+_decode_history = msgspec.json.Decoder(dict[str, _HistoryEntry])
+_decode_queue = msgspec.json.Decoder(dict[str, list[list[Any]]])
+
+
+@dataclass(slots=True)
+class _Run:
+    """What the frames of one prompt have told us so far."""
+
+    prompt_id: str
+    total_nodes: int
+    output_nodes: tuple[str, ...]
+    done_nodes: int = 0
+    images: list[_ImageRef] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    interrupted: bool = False
+
+    def add_outputs(self, node: str, output: Mapping[str, Any]) -> None:
+        if self.output_nodes and node not in self.output_nodes:
+            return
+        for raw in output.get("images") or []:
+            ref = msgspec.convert(raw, _ImageRef)
+            # `temp` images come from PreviewImage nodes: previews, not results.
+            if ref.type == "output" and ref not in self.images:
+                self.images.append(ref)
+
+    def fraction(self, within: float = 0.0) -> float:
+        return min(0.99, (self.done_nodes + within) / max(1, self.total_nodes))
+
+    def apply(self, frame: Frame, progress: ProgressCallback) -> bool:
+        """Fold one frame in; True when the prompt has ended (`executing` with node null)."""
+        data = frame.data
+        match frame.type:
+            case "execution_start":
+                progress("running", 0.0)
+            case "execution_cached":
+                self.done_nodes += len(data.get("nodes") or [])
+                progress("running", self.fraction())
+            case "executing":
+                if data.get("node") is None:
+                    return True
+                progress("running", self.fraction())
+            case "progress":
+                value, top = data.get("value", 0), data.get("max", 0)
+                within = value / top if isinstance(value, int | float) and isinstance(top, int | float) and top else 0.0
+                progress("running", self.fraction(within))
+            case "executed":
+                self.done_nodes += 1
+                self.add_outputs(str(data.get("node")), data.get("output") or {})
+            case "execution_error":
+                self.error = data
+            case "execution_interrupted":
+                self.interrupted = True
+        return False
+
+    def from_history(self, entry: _HistoryEntry) -> None:
+        for node, output in entry.outputs.items():
+            self.add_outputs(node, output)
+        for message in entry.status.messages:
+            if isinstance(message, list) and len(message) == 2:
+                if message[0] == "execution_error" and isinstance(message[1], dict):
+                    self.error = message[1]
+                elif message[0] == "execution_interrupted":
+                    self.interrupted = True
+        if entry.status.status_str == "error" and self.error is None and not self.interrupted:
+            self.error = {"exception_message": "ComfyUI reported an error without details"}
+
+
+def _rejection(raw: bytes) -> InvalidWorkflow:
+    """`400` from `POST /prompt` as an error naming the node and input; the detail is in `node_errors`."""
+    try:
+        body = _decode_rejected.decode(raw)
+    except msgspec.DecodeError:
+        return InvalidWorkflow("ComfyUI rejected the workflow", details={"body": raw[:300].decode("utf-8", "replace")})
+    nodes = body.node_errors if isinstance(body.node_errors, dict) else {}
+    for node_id, info in nodes.items():
+        errors = info.get("errors") or [{}] if isinstance(info, dict) else [{}]
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        extra = first.get("extra_info") if isinstance(first.get("extra_info"), dict) else {}
+        input_name = extra.get("input_name") or first.get("details") or None
+        class_type = info.get("class_type") if isinstance(info, dict) else None
+        message = f"node {node_id} ({class_type}) input {input_name!r}: {first.get('message', 'invalid')}"
+        return InvalidWorkflow(
+            f"ComfyUI rejected the workflow: {message}",
+            details={"node": node_id, "class_type": class_type, "input": input_name, "errors": errors},
+        )
+    error = body.error if isinstance(body.error, dict) else {"message": str(body.error)}
+    return InvalidWorkflow(
+        f"ComfyUI rejected the workflow: {error.get('message', 'invalid prompt')}",
+        details={"type": error.get("type"), "detail": error.get("details")},
+    )
+
+
+class ComfyUIProvider(MediaProvider):
+    """Renders API-format graphs on one ComfyUI instance over HTTP plus one shared WebSocket."""
+
+    Settings = ComfyUISettings
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        assert isinstance(settings, ComfyUISettings)
+        self.cfg = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.client_id = uuid.uuid4().hex
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._session: aiohttp.ClientSession | None = None
+        self._socket: ComfyUISocket | None = None
+
+    async def start(self) -> None:
+        # No session-wide total: the socket lives for hours. Every HTTP call sets its own timeout.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=self.cfg.connect_timeout_s))
+        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        self._socket = ComfyUISocket(
+            self._session, ws_url, reconnect_min_s=self.cfg.reconnect_min_s, reconnect_max_s=self.cfg.reconnect_max_s
+        )
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def health(self, *, deadline: float) -> None:
+        timeout = max(0.1, deadline - asyncio.get_running_loop().time())
+        try:
+            status, _, _ = await self._http("GET", "/system_stats", timeout=timeout)
+        except GatewayError as exc:
+            raise NotReady(f"{self.name}: ComfyUI does not answer", details={"provider": self.name}) from exc
+        if status != 200:
+            raise NotReady(f"{self.name}: /system_stats answered {status}", details={"provider": self.name})
+
+    async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
+        if call.graph is None:
+            raise InvalidWorkflow(f"workflow {call.workflow!r} has no graph file, which {self.name} needs")
+        socket = self._require_socket()
+        progress("queued", 0.0)
+        async with self._slots:
+            if not await socket.wait_connected(self.cfg.connect_timeout_s):
+                raise ProviderUnavailable(f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name})
+            prompt_id = await self._submit_shielded(call.graph)
+            log = _log.bind(prompt_id=prompt_id, job_id=call.job_id)
+            log.info("comfyui_prompt_queued")
+            run = _Run(prompt_id=prompt_id, total_nodes=len(call.graph), output_nodes=call.output_nodes)
+            try:
+                await self._follow(run, socket, progress)
+            except asyncio.CancelledError:
+                log.info("comfyui_prompt_released")
+                await self._release(prompt_id)
+                raise
+            finally:
+                socket.forget(prompt_id)
+            if run.error is not None:
+                raise UpstreamError(
+                    f"ComfyUI failed in node {run.error.get('node_id')} ({run.error.get('node_type')}): "
+                    f"{run.error.get('exception_type', 'error')}: {run.error.get('exception_message', '')}".rstrip(),
+                    details={k: run.error.get(k) for k in ("node_id", "node_type", "exception_type", "prompt_id")},
+                )
+            if run.interrupted:
+                raise UpstreamError(f"ComfyUI interrupted prompt {prompt_id}", details={"prompt_id": prompt_id})
+            if not run.images:
+                raise UpstreamError(f"ComfyUI finished prompt {prompt_id} without output images")
+            return [await self._download(ref) for ref in run.images]
+
+    def _require_socket(self) -> ComfyUISocket:
+        if self._socket is None:
+            raise ProviderUnavailable(f"{self.name}: provider not started")
+        return self._socket
+
+    async def _submit_shielded(self, graph: Mapping[str, Any]) -> str:
+        # A cancel during the POST must not leave an orphan prompt: let the POST finish, then release it.
+        task = asyncio.ensure_future(self._submit(graph))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(GatewayError, TimeoutError):
+                async with asyncio.timeout(self.cfg.cancel_timeout_s):
+                    await self._release(await task)
+            raise
+
+    async def _submit(self, graph: Mapping[str, Any]) -> str:
+        payload = msgspec.json.encode({"prompt": graph, "client_id": self.client_id})
+        status, _, raw = await self._http("POST", "/prompt", body=payload)
+        if status == 200:
+            try:
+                return _decode_accepted.decode(raw).prompt_id
+            except msgspec.DecodeError as exc:
+                raise UpstreamError("ComfyUI accepted the prompt with an unreadable answer") from exc
+        if status == 400:
+            raise _rejection(raw)
+        raise UpstreamError(
+            f"ComfyUI answered {status} to POST /prompt",
+            details={"status": status, "body": raw[:300].decode("utf-8", "replace")},
+        )
+
+    async def _follow(self, run: _Run, socket: ComfyUISocket, progress: ProgressCallback) -> None:
+        queue = socket.watch(run.prompt_id)
+        while True:
+            item: Frame | Marker | None
+            if socket.connected.is_set():
+                item = await queue.get()
+            else:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.cfg.poll_interval_s)
+                except TimeoutError:
+                    item = None
+            if item is DISCONNECTED:
+                continue
+            if isinstance(item, Frame):
+                if run.apply(item, progress):
+                    if not run.images and run.error is None and not run.interrupted:
+                        await self._reconcile(run, progress)
+                    return
+                continue
+            # A poll tick while down, or a reconnect: what the socket missed is in /history or /queue.
+            if await self._reconcile(run, progress):
+                return
+
+    async def _reconcile(self, run: _Run, progress: ProgressCallback) -> bool:
+        """True when `/history` shows the prompt finished (and `run` now holds its outcome)."""
+        entry = await self._history(run.prompt_id)
+        if entry is None:
+            where = await self._queue_position(run.prompt_id)
+            if where is not None:
+                progress(where, run.fraction())
+                return False
+            # Neither queued nor running nor in history: maybe it finished between the two reads.
+            entry = await self._history(run.prompt_id)
+            if entry is None:
+                raise UpstreamError(f"ComfyUI lost prompt {run.prompt_id} (restarted?)", details={"prompt_id": run.prompt_id})
+        run.from_history(entry)
+        return True
+
+    async def _history(self, prompt_id: str) -> _HistoryEntry | None:
+        status, _, raw = await self._http("GET", f"/history/{prompt_id}")
+        if status != 200:
+            raise UpstreamError(f"ComfyUI answered {status} to GET /history", details={"status": status})
+        try:
+            return _decode_history.decode(raw).get(prompt_id)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError("ComfyUI sent unreadable history") from exc
+
+    async def _queue_position(self, prompt_id: str) -> Literal["running", "queued"] | None:
+        status, _, raw = await self._http("GET", "/queue")
+        if status != 200:
+            raise UpstreamError(f"ComfyUI answered {status} to GET /queue", details={"status": status})
+        try:
+            queue = _decode_queue.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError("ComfyUI sent an unreadable queue") from exc
+        # Queue items are [number, prompt_id, prompt, extra_data, outputs_to_execute, ...].
+        if any(len(item) > 1 and item[1] == prompt_id for item in queue.get("queue_running", [])):
+            return "running"
+        if any(len(item) > 1 and item[1] == prompt_id for item in queue.get("queue_pending", [])):
+            return "queued"
+        return None
+
+    async def _release(self, prompt_id: str) -> None:
+        """Delete a queued prompt or interrupt it by id when running; best effort within the cancel budget."""
+        try:
+            async with asyncio.timeout(self.cfg.cancel_timeout_s):
+                where = await self._queue_position(prompt_id)
+                if where == "queued":
+                    await self._http("POST", "/queue", body=msgspec.json.encode({"delete": [prompt_id]}))
+                    where = await self._queue_position(prompt_id)
+                if where == "running":
+                    await self._http("POST", "/interrupt", body=msgspec.json.encode({"prompt_id": prompt_id}))
+        except (GatewayError, TimeoutError) as exc:
+            _log.warning("comfyui_release_failed", prompt_id=prompt_id, error=type(exc).__name__)
+
+    async def _download(self, ref: _ImageRef) -> RenderedImage:
+        params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
+        status, ctype, raw = await self._http("GET", "/view", params=params)
+        if status != 200 or not raw:
+            raise UpstreamError(f"ComfyUI /view answered {status} for an output image", details={"status": status})
+        mime = ctype if ctype.startswith("image/") else "image/png"
+        return RenderedImage(data=raw, mime_type=mime)
+
+    async def _http(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, str, bytes]:
+        """One HTTP call with its own timeout; transport failures become gateway errors here."""
+        if self._session is None:
+            raise ProviderUnavailable(f"{self.name}: provider not started")
+        headers = {"content-type": "application/json"} if body is not None else None
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.cfg.request_timeout_s),
+            ) as resp:
+                return resp.status, resp.content_type, await resp.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.name}: {method} {path} got no answer in time") from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise ProviderUnavailable(f"{self.name}: cannot reach ComfyUI ({type(exc).__name__})") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{self.name}: {method} {path} failed ({type(exc).__name__})") from exc

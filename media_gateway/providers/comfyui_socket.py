@@ -1,0 +1,144 @@
+"""ComfyUI's event WebSocket: one long-lived connection per provider, frames routed to prompts by id.
+
+ComfyUI sends execution events only to the `clientId` named in `POST /prompt`, and they can arrive
+before that POST returns; so the socket is connected first and frames are buffered per `prompt_id`
+until the prompt's follower picks them up. When the socket drops, every follower gets `DISCONNECTED`
+(it then polls `/history`), and after the reconnect `RECONNECTED` (it reconciles once with `/history`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import Any, Final
+
+import aiohttp
+import msgspec
+import structlog
+
+__all__ = ["DISCONNECTED", "RECONNECTED", "ComfyUISocket", "Frame", "Marker"]
+
+_log = structlog.get_logger(component="comfyui.socket")
+
+
+class Frame(msgspec.Struct):
+    """One JSON event: `{"type": ..., "data": {...}}`; unknown fields and types are tolerated."""
+
+    type: str
+    data: dict[str, Any] = {}
+
+
+class Marker:
+    """A connection-state notice put in every follower's queue."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+DISCONNECTED: Final = Marker("disconnected")
+RECONNECTED: Final = Marker("reconnected")
+
+_decode_frame = msgspec.json.Decoder(Frame)
+# Ids of prompts already followed to the end; late frames for them are dropped instead of buffered.
+_FINISHED_MEMORY = 1024
+
+
+class ComfyUISocket:
+    """Owns the `ws://host/ws?clientId=<id>` connection and reconnects it for as long as it runs."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._min, self._max = reconnect_min_s, reconnect_max_s
+        self.connected = asyncio.Event()
+        self._queues: dict[str, asyncio.Queue[Frame | Marker]] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_started(self) -> None:
+        """Start the connection loop on first use, so a gateway in mock mode never dials ComfyUI."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="comfyui-socket")
+
+    async def close(self) -> None:
+        """Stop the loop and drop the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.connected.clear()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once connected; False when `timeout` passes first."""
+        self.ensure_started()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def watch(self, prompt_id: str) -> asyncio.Queue[Frame | Marker]:
+        """The queue of `prompt_id`'s frames, including any that arrived before the POST returned."""
+        return self._queues.setdefault(prompt_id, asyncio.Queue())
+
+    def forget(self, prompt_id: str) -> None:
+        """Stop buffering for a prompt that has been followed to its end."""
+        self._queues.pop(prompt_id, None)
+        self._finished[prompt_id] = None
+        while len(self._finished) > _FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    def _broadcast(self, marker: Marker) -> None:
+        for queue in self._queues.values():
+            queue.put_nowait(marker)
+
+    def _dispatch(self, text: str) -> None:
+        try:
+            frame = _decode_frame.decode(text)
+        except msgspec.DecodeError:
+            _log.warning("comfyui_bad_frame", size=len(text))
+            return
+        prompt_id = frame.data.get("prompt_id")
+        # `status` frames (queue size, other clients' work) carry no prompt id and need no follower.
+        if isinstance(prompt_id, str) and prompt_id not in self._finished:
+            self.watch(prompt_id).put_nowait(frame)
+
+    async def _run(self) -> None:
+        delay = self._min
+        while True:
+            try:
+                async with self._session.ws_connect(
+                    self._url, heartbeat=20.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+                ) as ws:
+                    self.connected.set()
+                    delay = self._min
+                    _log.info("comfyui_socket_connected")
+                    # Frames missed while down are gone: each follower reconciles with /history once.
+                    self._broadcast(RECONNECTED)
+                    async for message in ws:
+                        if message.type is aiohttp.WSMsgType.TEXT:
+                            self._dispatch(message.data)
+                        elif message.type is aiohttp.WSMsgType.ERROR:
+                            break
+                        # BINARY frames are latent previews, never outputs.
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                _log.warning("comfyui_socket_failed", error=type(exc).__name__, retry_in_s=delay)
+            if self.connected.is_set():
+                self.connected.clear()
+                _log.warning("comfyui_socket_dropped")
+                self._broadcast(DISCONNECTED)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max)

@@ -1,0 +1,62 @@
+"""The mock provider: real PNGs of the requested size, drawn locally and deterministic per request.
+
+The same parameters always give the same bytes (so the same image id): the colours come from a hash of
+the workflow, prompt, seed and image index, and the prompt's first words are drawn on the image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from typing import ClassVar, Literal
+
+from PIL import Image, ImageDraw
+
+from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
+
+__all__ = ["MockImageProvider"]
+
+
+class MockSettings(ProviderSettings):
+    """Mock options."""
+
+    # Draw the prompt's first words on the image, so a person can tell mock images apart.
+    label: bool = True
+
+
+def _draw(width: int, height: int, key: bytes, label: str) -> bytes:
+    digest = hashlib.sha256(key).digest()
+    top, bottom = tuple(digest[0:3]), tuple(digest[3:6])
+    # A 1-pixel-wide vertical gradient stretched to size: cheap for any size, and clearly not blank.
+    column = Image.new("RGB", (1, 256))
+    column.putdata([tuple(t + (b - t) * y // 255 for t, b in zip(top, bottom, strict=True)) for y in range(256)])
+    img = column.resize((width, height), Image.Resampling.BILINEAR)
+    if label:
+        ink = (255, 255, 255) if sum(top) < 384 else (0, 0, 0)
+        ImageDraw.Draw(img).text((max(4, width // 32), max(4, height // 32)), label, fill=ink)
+    out = io.BytesIO()
+    img.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+class MockImageProvider(MediaProvider):
+    """Renders without any upstream; reports the same queued → running → done progress as live."""
+
+    Settings = MockSettings
+    kind: ClassVar[Literal["live", "mock"]] = "mock"
+
+    async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
+        assert isinstance(self.settings, MockSettings)
+        params = call.params
+        width, height, count = int(params["width"]), int(params["height"]), int(params.get("count", 1))
+        prompt = str(params.get("prompt", ""))
+        label = " ".join(prompt.split()[:4])[:60] if self.settings.label else ""
+        progress("running", 0.0)
+        images: list[RenderedImage] = []
+        for index in range(count):
+            key = f"{call.workflow}\x00{prompt}\x00{params.get('seed')}\x00{index}".encode()
+            data = await asyncio.to_thread(_draw, width, height, key, label)
+            images.append(RenderedImage(data=data, mime_type="image/png"))
+            progress("running", (index + 1) / count)
+        return images
