@@ -92,3 +92,43 @@ class StreamDelta(Outbound):
     """Data of a `delta` Server-Sent Event: the next piece of text."""
 
     text: str
+
+
+class RouteTarget(Outbound):
+    """A provider instance and model a route may call."""
+
+    provider: str
+    model: str
+
+
+class RouteTimeouts(Outbound):
+    """A route's whole-call deadline in each mode, in seconds."""
+
+    mock: float
+    live: float
+
+
+class RouteInfo(Outbound):
+    """One resolved routing rule; a matcher of null matches any value."""
+
+    name: str
+    role: list[str] | None
+    task: list[str] | None
+    quality: list[str] | None
+    provider: str
+    model: str
+    fallbacks: list[RouteTarget]
+    timeout_s: RouteTimeouts
+
+
+class RoutingTable(Outbound):
+    """`GET /api/v1/llm/routes`: the rules in match order, the default, and each provider's kind. No secrets."""
+
+    mode: Mode
+    allow_mode_header: bool
+    rules: list[RouteInfo]
+    default: RouteInfo | None
+    providers: dict[str, str]
+
+
+__all__ += ["RouteInfo", "RouteTarget", "RouteTimeouts", "RoutingTable"]

@@ -1,0 +1,45 @@
+"""`llm-gateway --host --port --config` (also `python -m llm_gateway`): load the YAML, build the app, serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from service_common.config import ConfigError
+from service_common.logging import configure_logging
+from service_common.server import parse_serve_args, serve
+
+from .app import create_app
+from .config import load_gateway_config
+
+__all__ = ["main"]
+
+DEFAULT_PORT = 8100
+DEFAULT_CONFIG = "config/llm_gateway.yaml"
+CONFIG_ENV = "LLM_GATEWAY_CONFIG"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the gateway; a configuration error prints one line and exits with status 2."""
+    environ = dict(os.environ)
+    args = parse_serve_args(
+        argv,
+        prog="llm-gateway",
+        default_port=DEFAULT_PORT,
+        default_config=DEFAULT_CONFIG,
+        config_env=CONFIG_ENV,
+        environ=environ,
+    )
+    try:
+        config = load_gateway_config(args.config, environ=environ)
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"llm-gateway: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(level=config.log_level or args.log_level, service="llm_gateway")
+    serve(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The LLM Gateway's HTTP surface: `create_app(config)` builds the Starlette app; nothing runs at import time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from time import perf_counter
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from service_common.sse import sse_event, sse_response
+from shared_contracts.errors import ErrorEnvelope, GatewayError, InvalidRequest, NotReady
+from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
+
+from .config import GatewayConfig, with_mode_from_env
+from .gateway import Gateway
+from .registry import build_providers
+from .routing import Router
+
+__all__ = ["MODE_HEADER", "create_app", "build_gateway"]
+
+MODE_HEADER = "x-generator-mode"
+_decode_request = msgspec.json.Decoder(GenerateRequest)
+_encode = msgspec.json.Encoder().encode
+_JSON = "application/json"
+
+
+def build_gateway(config: GatewayConfig) -> Gateway:
+    """The Gateway for `config`: providers imported and configured now, so bad YAML fails before serving."""
+    providers = build_providers(config)
+    return Gateway(
+        router=Router(config.llm_routing, config.timeouts),
+        providers=providers,
+        mode=config.mode,
+        mock_provider=config.mock_provider,
+        allow_mode_header=config.allow_mode_header,
+    )
+
+
+class _Endpoints:
+    """Request handlers bound to one Gateway; each logs exactly one line per request."""
+
+    def __init__(self, gateway: Gateway, config: GatewayConfig) -> None:
+        self.gateway = gateway
+        self.max_body = config.max_body_bytes
+        self.health_timeout = config.health_timeout
+        self.log = structlog.get_logger(component="llm_gateway")
+
+    def _mode(self, request: Request) -> Mode | None:
+        if not self.gateway.allow_mode_header:
+            return None
+        value = request.headers.get(MODE_HEADER)
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if value == "mock" or value == "live":
+            return value  # type: ignore[return-value]
+        raise InvalidRequest(f"{MODE_HEADER} must be 'mock' or 'live'", details={"header": MODE_HEADER})
+
+    def _log(
+        self,
+        body: GenerateRequest | None,
+        mode: Mode | None,
+        started: float,
+        response: GenerateResponse | None,
+        error: GatewayError | None,
+        *,
+        stream: bool,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "role": body.role if body else None,
+            "task": body.task if body else None,
+            "mode": response.mode if response else (mode or self.gateway.mode),
+            "stream": stream,
+            "latency_ms": round((perf_counter() - started) * 1000, 3),
+        }
+        if response is not None:
+            fields.update(provider=response.provider, model=response.model, outcome="ok",
+                          attempts=len(response.attempts), input_tokens=response.usage.input_tokens,
+                          output_tokens=response.usage.output_tokens)
+            self.log.info("llm_request", **fields)
+            return
+        assert error is not None
+        attempts = error.details.get("attempts") or []
+        last = attempts[-1] if attempts else None
+        fields.update(provider=getattr(last, "provider", None), model=getattr(last, "model", None),
+                      outcome=error.code, status=error.status, attempts=len(attempts))
+        (self.log.warning if error.status >= 500 else self.log.info)("llm_request", **fields)
+
+    async def generate(self, request: Request) -> Response:
+        started = perf_counter()
+        body: GenerateRequest | None = None
+        mode: Mode | None = None
+        try:
+            body = await decode_body(request, _decode_request, max_bytes=self.max_body)
+            mode = self._mode(request)
+            response = await self.gateway.generate(body, mode=mode)
+        except GatewayError as err:
+            self._log(body, mode, started, None, err, stream=False)
+            raise
+        self._log(body, mode, started, response, None, stream=False)
+        return Response(_encode(response), media_type=_JSON)
+
+    async def generate_stream(self, request: Request) -> Response:
+        started = perf_counter()
+        body: GenerateRequest | None = None
+        mode: Mode | None = None
+        try:
+            body = await decode_body(request, _decode_request, max_bytes=self.max_body)
+            mode = self._mode(request)
+            pieces = self.gateway.stream(body, mode=mode)
+        except GatewayError as err:
+            # Before the stream starts an error is a plain JSON envelope with its own status.
+            self._log(body, mode, started, None, err, stream=True)
+            raise
+        return sse_response(self._frames(pieces, body, mode, started, request_id_of(request)))
+
+    async def _frames(
+        self,
+        pieces: AsyncIterator[StreamDelta | GenerateResponse],
+        body: GenerateRequest,
+        mode: Mode | None,
+        started: float,
+        request_id: str | None,
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for item in pieces:
+                if isinstance(item, StreamDelta):
+                    yield sse_event("delta", _encode(item))
+                else:
+                    self._log(body, mode, started, item, None, stream=True)
+                    yield sse_event("done", _encode(item))
+        except GatewayError as err:
+            self._log(body, mode, started, None, err, stream=True)
+            yield sse_event("error", _encode(ErrorEnvelope(error=err.to_body(request_id))))
+        except Exception as exc:
+            # The status line is already sent, so this is the outermost handler a stream has left.
+            self.log.error("llm_stream_failed", exc_info=exc)
+            yield sse_event("error", _encode(ErrorEnvelope(error=GatewayError("internal error").to_body(request_id))))
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+
+    async def routes(self, request: Request) -> Response:
+        return Response(_encode(self.gateway.routing_table()), media_type=_JSON)
+
+    async def healthz(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=_JSON)
+
+    async def readyz(self, request: Request) -> Response:
+        failing = await self.gateway.check_ready(timeout=self.health_timeout)
+        if failing:
+            names = ", ".join(sorted(failing))
+            raise NotReady(f"providers not ready: {names}", details={"providers": failing})
+        return Response(_encode({"status": "ready", "mode": self.gateway.mode}), media_type=_JSON)
+
+
+def create_app(config: GatewayConfig, *, environ: Mapping[str, str] | None = None) -> Starlette:
+    """The ASGI app. `environ`, when given, may override the mode (`GENERATOR_MODE`); providers start in the lifespan."""
+    if environ is not None:
+        config = with_mode_from_env(config, environ)
+    gateway = build_gateway(config)
+    endpoints = _Endpoints(gateway, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        try:
+            await gateway.start()
+            yield {"gateway": gateway}
+        finally:
+            await gateway.close()
+
+    routes = [
+        Route("/api/v1/llm/generate", endpoints.generate, methods=["POST"]),
+        Route("/api/v1/llm/generate/stream", endpoints.generate_stream, methods=["POST"]),
+        Route("/api/v1/llm/routes", endpoints.routes, methods=["GET"]),
+        Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Route("/readyz", endpoints.readyz, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=dict(error_handlers()),
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,173 @@
+"""The gateway's YAML, as frozen Structs: mode, timeouts, providers and the routing rules.
+
+`load_gateway_config` is the one place that reads the file and the environment. Every problem
+is a `ConfigError` naming the YAML path, e.g. `llm_routing.rules[2].provider: unknown provider 'olama'`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from service_common.config import ConfigError, convert_section, read_yaml
+from shared_contracts.llm import Mode
+
+__all__ = [
+    "DEFAULT_MOCK_PROVIDER",
+    "MODE_ENV",
+    "GatewayConfig",
+    "ModeTimeouts",
+    "RouteSpec",
+    "RoutingConfig",
+    "RuleSpec",
+    "SamplingDefaults",
+    "TargetSpec",
+    "TimeoutOverride",
+    "load_gateway_config",
+    "parse_gateway_config",
+]
+
+MODE_ENV = "GENERATOR_MODE"
+DEFAULT_MOCK_PROVIDER = "mock"
+# The YAML may say `${CONFIG_DIR}/mock/llm`: the loader sets it to the directory holding the file.
+CONFIG_DIR_VAR = "CONFIG_DIR"
+
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
+Matcher = str | list[str] | None
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of every YAML section: a typo is a start-up error naming its path."""
+
+
+class ModeTimeouts(_Section):
+    """Whole-call deadline per mode, fallbacks and repair included."""
+
+    mock: Seconds = 5.0
+    live: Seconds = 180.0
+
+
+class TimeoutOverride(_Section):
+    """A rule's own deadline for one or both modes."""
+
+    mock: Seconds | None = None
+    live: Seconds | None = None
+
+
+class SamplingDefaults(_Section):
+    """A route's default sampling options; a client's own options win field by field."""
+
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=32_768)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+class TargetSpec(_Section):
+    """One provider instance + model; `extra` holds provider-specific knobs (e.g. Ollama's keep_alive)."""
+
+    provider: str
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    options: SamplingDefaults | None = None
+    extra: dict[str, Any] = {}
+
+
+class RouteSpec(TargetSpec):
+    """A primary target, its ordered fallbacks and an optional deadline override."""
+
+    fallbacks: list[TargetSpec] = []
+    # A bare number overrides the live deadline only; a mapping may set `mock` and/or `live`.
+    timeout: Seconds | TimeoutOverride | None = None
+
+
+class RuleSpec(RouteSpec):
+    """A routing rule: matches `role`, `task` and `quality` (each a string, a list, or absent = any)."""
+
+    name: str | None = None
+    role: Matcher = None
+    task: Matcher = None
+    quality: Matcher = None
+
+
+class RoutingConfig(_Section):
+    """Ordered rules (first match wins) and the route used when none matches."""
+
+    rules: list[RuleSpec] = []
+    default: RouteSpec | None = None
+
+
+class GatewayConfig(_Section):
+    """The whole `config/llm_gateway.yaml`."""
+
+    mode: Mode = "mock"
+    allow_mode_header: bool = False
+    timeouts: ModeTimeouts = ModeTimeouts()
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    # Readiness checks of live providers; short so a hung upstream cannot hang /readyz.
+    health_timeout: Seconds = 5.0
+    # The provider instance that answers every route in mock mode; created with defaults when not listed.
+    mock_provider: str = DEFAULT_MOCK_PROVIDER
+    # name -> {class: "module:Class", ...that class's Settings}; checked when the registry builds them.
+    providers: dict[str, dict[str, Any]] = {}
+    llm_routing: RoutingConfig = RoutingConfig()
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+
+
+def parse_gateway_config(raw: Any, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Convert an already-expanded YAML document; `environ` may carry GENERATOR_MODE."""
+    config = convert_section({} if raw is None else raw, GatewayConfig, path="")
+    if environ is not None:
+        config = with_mode_from_env(config, environ)
+    _check_references(config)
+    return config
+
+
+def load_gateway_config(path: Path, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read `path` with `${VAR:-default}` expansion (and `${CONFIG_DIR}`), then validate it."""
+    env = dict(os.environ if environ is None else environ)
+    env[CONFIG_DIR_VAR] = str(path.resolve().parent)
+    raw = read_yaml(path, env)
+    try:
+        return parse_gateway_config(raw, environ=env)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def with_mode_from_env(config: GatewayConfig, environ: Mapping[str, str]) -> GatewayConfig:
+    """`GENERATOR_MODE=mock|live` overrides the YAML `mode`; any other value is a ConfigError."""
+    value = environ.get(MODE_ENV, "").strip().lower()
+    if not value:
+        return config
+    if value not in ("mock", "live"):
+        raise ConfigError(f"{MODE_ENV}: must be 'mock' or 'live', got {value!r}")
+    return msgspec.structs.replace(config, mode=value)
+
+
+__all__ += ["with_mode_from_env"]
+
+
+def _check_references(config: GatewayConfig) -> None:
+    known = set(config.providers) | {config.mock_provider}
+    routing = config.llm_routing
+    routes: list[tuple[str, RouteSpec]] = [(f"llm_routing.rules[{i}]", r) for i, r in enumerate(routing.rules)]
+    if routing.default is not None:
+        routes.append(("llm_routing.default", routing.default))
+    for where, route in routes:
+        targets = [(where, route), *((f"{where}.fallbacks[{j}]", fb) for j, fb in enumerate(route.fallbacks))]
+        for target_where, target in targets:
+            if target.provider not in known:
+                names = ", ".join(sorted(known))
+                raise ConfigError(f"{target_where}.provider: unknown provider {target.provider!r} (known: {names})")
+        if isinstance(route, RuleSpec):
+            for field in ("role", "task", "quality"):
+                value = getattr(route, field)
+                if isinstance(value, list) and not value:
+                    raise ConfigError(f"{where}.{field}: an empty list matches nothing; omit it to match any")
+    for name, section in config.providers.items():
+        if not isinstance(section.get("class"), str):
+            raise ConfigError(f"providers.{name}.class: required, as 'package.module:ClassName'")

@@ -1,0 +1,182 @@
+"""Google Gemini API, `POST {base_url}/v1beta/models/{model}:generateContent` with `x-goog-api-key`.
+
+Streaming uses `:streamGenerateContent?alt=sse`, where every event is a partial GenerateContentResponse.
+A blocked prompt is a 200 without candidates (only `promptFeedback.blockReason`): a clear rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from service_common.cloud_errors import gemini_error
+from service_common.upstream import merge_extra
+from shared_contracts.errors import UpstreamError, UpstreamRejected
+
+from ._cloud import CloudProvider, CloudSettings
+from .base import Delta, ProviderCall, ProviderResult
+
+__all__ = ["GeminiProvider", "GeminiSettings"]
+
+
+class GeminiSettings(CloudSettings, kw_only=True):
+    """YAML section of a Gemini provider."""
+
+    base_url: str = "https://generativelanguage.googleapis.com"
+    api_key_env: str = "GEMINI_API_KEY"
+    api_version: str = "v1beta"
+    # responseJsonSchema takes full JSON Schema ($defs, $ref); responseSchema only an OpenAPI subset.
+    schema_field: Literal["responseJsonSchema", "responseSchema"] = "responseJsonSchema"
+
+
+class _Part(msgspec.Struct):
+    text: str | None = None
+    thought: bool = False
+
+
+class _Content(msgspec.Struct):
+    parts: list[_Part] = []
+
+
+class _Candidate(msgspec.Struct, rename="camel"):
+    content: _Content | None = None
+    finish_reason: str | None = None
+
+
+class _PromptFeedback(msgspec.Struct, rename="camel"):
+    block_reason: str | None = None
+
+
+class _UsageMetadata(msgspec.Struct, rename="camel"):
+    prompt_token_count: int = 0
+    candidates_token_count: int = 0
+    thoughts_token_count: int = 0
+
+
+class _Response(msgspec.Struct, rename="camel"):
+    candidates: list[_Candidate] = []
+    prompt_feedback: _PromptFeedback | None = None
+    usage_metadata: _UsageMetadata | None = None
+    error: dict[str, Any] | None = None
+
+
+_decode_response = msgspec.json.Decoder(_Response)
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Finish reasons that mean the answer was withheld rather than cut or completed.
+_BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+
+
+class GeminiProvider(CloudProvider):
+    """Gemini text generation with JSON-schema output and SSE streaming."""
+
+    Settings = GeminiSettings
+    settings: GeminiSettings
+    error_mapper = staticmethod(gemini_error)
+
+    def auth_headers(self) -> Mapping[str, str]:
+        return {"x-goog-api-key": self._api_key}
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        raw = await self.client.post_json(self._url(call, "generateContent"), self._body(call), deadline=deadline)
+        reply = self._decode(raw)
+        if not reply.candidates:
+            raise self._blocked(reply)
+        candidate = reply.candidates[0]
+        text = _text(candidate)
+        if not text and candidate.finish_reason in _BLOCKED:
+            raise self._blocked(reply)
+        return self._result(text, candidate.finish_reason, reply.usage_metadata)
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        pieces: list[str] = []
+        finish: str | None = None
+        usage: _UsageMetadata | None = None
+        url = self._url(call, "streamGenerateContent") + "?alt=sse"
+        async for event in self.client.post_sse(url, self._body(call), deadline=deadline):
+            chunk = self._decode(event.data.encode())
+            if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
+                raise self._blocked(chunk)
+            usage = chunk.usage_metadata or usage  # cumulative; the last chunk has the totals
+            for candidate in chunk.candidates[:1]:
+                piece = _text(candidate)
+                if piece:
+                    pieces.append(piece)
+                    yield Delta(piece)
+                finish = candidate.finish_reason or finish
+        if finish is None:
+            raise UpstreamError(f"{self.name}: the stream ended early", details={"provider": self.name})
+        if not pieces and finish in _BLOCKED:
+            raise self._blocked(_Response(candidates=[_Candidate(finish_reason=finish)]))
+        yield self._result("".join(pieces), finish, usage)
+
+    async def health(self, *, deadline: float) -> None:
+        await self.client.get(f"{self.base_url}/{self.settings.api_version}/models?pageSize=1", deadline=deadline)
+
+    def _url(self, call: ProviderCall, method: str) -> str:
+        model = call.model.removeprefix("models/")
+        return f"{self.base_url}/{self.settings.api_version}/models/{model}:{method}"
+
+    def _body(self, call: ProviderCall) -> dict[str, Any]:
+        opts = call.options
+        system = [m.content for m in call.messages if m.role == "system"]
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in call.messages
+                if m.role != "system"
+            ]
+        }
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+        config = {
+            "maxOutputTokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "topP": opts.top_p,
+            "seed": opts.seed,
+            "stopSequences": opts.stop,
+        }
+        generation: dict[str, Any] = {k: v for k, v in config.items() if v is not None}
+        if call.response_schema is not None:
+            generation["responseMimeType"] = "application/json"
+            generation[self.settings.schema_field] = call.response_schema
+        if generation:
+            body["generationConfig"] = generation
+        return merge_extra(body, call.extra)
+
+    def _decode(self, raw: bytes) -> _Response:
+        try:
+            reply = _decode_response.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: unreadable answer", details={"provider": self.name}) from exc
+        if reply.error is not None:
+            # An error after the 200 header arrives as a data frame; it is an upstream failure.
+            raise self.client.error(int(reply.error.get("code") or 500), msgspec.json.encode({"error": reply.error}))
+        return reply
+
+    def _blocked(self, reply: _Response) -> UpstreamRejected:
+        reason = reply.prompt_feedback.block_reason if reply.prompt_feedback else None
+        where = "prompt"
+        if reason is None and reply.candidates:
+            reason, where = reply.candidates[0].finish_reason, "answer"
+        return UpstreamRejected(
+            f"{self.name}: the {where} was blocked ({reason or 'no candidates'})",
+            details={"provider": self.name, "reason": "blocked", "block_reason": reason or "UNSPECIFIED"},
+        )
+
+    def _result(self, text: str, finish: str | None, usage: _UsageMetadata | None) -> ProviderResult:
+        usage = usage or _UsageMetadata()
+        return ProviderResult(
+            text=text,
+            finish_reason=_FINISH.get(finish or "STOP", "stop"),
+            input_tokens=usage.prompt_token_count,
+            # Thinking tokens are billed as output, so they count as output here too.
+            output_tokens=usage.candidates_token_count + usage.thoughts_token_count,
+        )
+
+
+def _text(candidate: _Candidate) -> str:
+    # Every text part counts, except thought summaries, which are not the answer.
+    parts = candidate.content.parts if candidate.content else []
+    return "".join(p.text for p in parts if p.text and not p.thought)

@@ -1,0 +1,272 @@
+"""Ollama over its REST API: `POST /api/chat` (one JSON body, or NDJSON when streaming), health `GET /api/version`.
+
+Errors arrive as `{"error": "..."}`, with an HTTP status or as a line in a 200 stream; each becomes a
+`shared_contracts.errors` class here: 404 (unknown model) and other 4xx -> upstream_rejected, 401/403 ->
+upstream_unauthorized, 429 -> rate_limited, 5xx and error lines -> upstream_error, malformed body ->
+upstream_error, connection failure -> provider_unavailable, deadline -> upstream_timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, NoReturn
+
+import aiohttp
+import msgspec
+
+from shared_contracts.errors import (
+    GatewayError,
+    ProviderUnavailable,
+    RateLimited,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnauthorized,
+)
+
+from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+
+__all__ = ["OllamaProvider", "OllamaSettings"]
+
+
+class OllamaSettings(ProviderSettings):
+    """`base_url` of the Ollama server; `keep_alive` as Ollama takes it (`"5m"`, seconds, `-1`)."""
+
+    base_url: str = "http://localhost:11434"
+    keep_alive: str | int | None = None
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    # Sent on every call, e.g. for an authenticating proxy in front of Ollama.
+    headers: dict[str, str] = {}
+
+
+class _ChatMessage(msgspec.Struct, omit_defaults=True):
+    role: str
+    content: str
+
+
+class _ChatBody(msgspec.Struct, omit_defaults=True, kw_only=True):
+    model: str
+    messages: list[_ChatMessage]
+    stream: bool
+    format: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    keep_alive: str | int | None = None
+
+
+class _ReplyMessage(msgspec.Struct):
+    content: str = ""
+
+
+class _Chunk(msgspec.Struct):
+    """One Ollama reply object (whole reply or NDJSON line); unknown upstream fields are ignored."""
+
+    message: _ReplyMessage | None = None
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    error: str | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+_JSON_HEADERS = {"content-type": "application/json"}
+# Provider-neutral option -> Ollama option.
+_OPTION_NAMES = (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"),
+                 ("max_tokens", "num_predict"))
+
+
+class OllamaProvider(Provider):
+    """Real Ollama provider over one pooled aiohttp session."""
+
+    Settings = OllamaSettings
+
+    def __init__(self, name: str, settings: OllamaSettings) -> None:  # type: ignore[override]
+        super().__init__(name, settings)
+        if not settings.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {settings.base_url!r}")
+        self._settings = settings
+        self._chat_url = settings.base_url.rstrip("/") + "/api/chat"
+        self._version_url = settings.base_url.rstrip("/") + "/api/version"
+        self._headers = {**_JSON_HEADERS, **settings.headers}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # total=None: the caller's deadline (asyncio.timeout_at) bounds each call; connecting has its own cap.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout)
+        connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session; `start()` must have run."""
+        if self._session is None:
+            raise ProviderUnavailable(f"{self.name}: provider not started")
+        return self._session
+
+    def _body(self, call: ProviderCall, *, stream: bool) -> bytes:
+        options: dict[str, Any] = {}
+        keep_alive = self._settings.keep_alive
+        for key, value in call.extra.items():
+            if key == "keep_alive":
+                keep_alive = value
+            else:
+                options[key] = value  # e.g. num_ctx from the route's `extra`
+        opts = call.options
+        for ours, theirs in _OPTION_NAMES:
+            value = getattr(opts, ours)
+            if value is not None:
+                options[theirs] = value
+        body = _ChatBody(
+            model=call.model,
+            messages=[_ChatMessage(m.role, m.content) for m in call.messages],
+            stream=stream,
+            format=call.response_schema,
+            options=options or None,
+            keep_alive=keep_alive,
+        )
+        return _encode(body)
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self.session.post(
+                    self._chat_url, data=self._body(call, stream=False), headers=self._headers
+                ) as resp:
+                    raw = await resp.read()
+                    if resp.status != 200:
+                        self._raise_status(resp.status, raw, call.model, resp.headers.get("retry-after"))
+        except GatewayError:
+            raise
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.name}: no answer before the deadline", details=self._where(call)) from exc
+        except aiohttp.ClientError as exc:
+            self._raise_transport(exc, call)
+        chunk = self._parse(raw, call)
+        return _result(chunk, chunk.message.content if chunk.message else "")
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        # No yield happens inside a timeout block: a timeout must never fire while the consumer holds control.
+        try:
+            async with asyncio.timeout_at(deadline):
+                resp = await self.session.post(self._chat_url, data=self._body(call, stream=True), headers=self._headers)
+                if resp.status != 200:
+                    raw = await resp.read()
+                    resp.release()
+                    self._raise_status(resp.status, raw, call.model, resp.headers.get("retry-after"))
+        except GatewayError:
+            raise
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.name}: no answer before the deadline", details=self._where(call)) from exc
+        except aiohttp.ClientError as exc:
+            self._raise_transport(exc, call)
+        pieces: list[str] = []
+        final: _Chunk | None = None
+        try:
+            while final is None:
+                line = await self._read_line(resp, deadline, call)
+                if not line:
+                    raise UpstreamError(f"{self.name}: stream ended before its final line", details=self._where(call))
+                if not line.strip():
+                    continue
+                chunk = self._parse(line, call)
+                text = chunk.message.content if chunk.message else ""
+                if text:
+                    pieces.append(text)
+                    yield Delta(text)
+                if chunk.done:
+                    final = chunk
+        finally:
+            # An unfinished stream's connection cannot be reused, so it is closed rather than pooled.
+            if final is None:
+                resp.close()
+            else:
+                resp.release()
+        yield _result(final, "".join(pieces))
+
+    async def _read_line(self, resp: aiohttp.ClientResponse, deadline: float, call: ProviderCall) -> bytes:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await resp.content.readline()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.name}: stream stalled past the deadline", details=self._where(call)) from exc
+        except aiohttp.ClientError as exc:
+            self._raise_transport(exc, call)
+        except ValueError as exc:  # aiohttp's "line too long"
+            raise UpstreamError(f"{self.name}: malformed stream: {exc}", details=self._where(call)) from exc
+
+    async def health(self, *, deadline: float) -> None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self.session.get(self._version_url, headers=self._settings.headers) as resp:
+                    await resp.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.name}: /api/version did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if resp.status != 200:
+            raise UpstreamError(f"{self.name}: /api/version answered {resp.status}", details={"status": resp.status})
+
+    def _where(self, call: ProviderCall) -> dict[str, Any]:
+        return {"provider": self.name, "model": call.model}
+
+    def _parse(self, raw: bytes, call: ProviderCall) -> _Chunk:
+        try:
+            chunk = _decode_chunk(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(
+                f"{self.name}: malformed reply: {exc}", details={**self._where(call), "sample": raw[:200].decode(errors="replace")}
+            ) from exc
+        if chunk.error is not None:
+            raise UpstreamError(f"{self.name}: {chunk.error}", details={**self._where(call), "upstream_error": chunk.error})
+        return chunk
+
+    def _raise_status(self, status: int, raw: bytes, model: str, retry_after: str | None) -> NoReturn:
+        try:
+            message = _decode_error(raw).error or ""
+        except msgspec.DecodeError:
+            message = raw[:200].decode(errors="replace")
+        details = {"provider": self.name, "model": model, "status": status, "upstream_error": message}
+        text = f"{self.name} answered {status}: {message}" if message else f"{self.name} answered {status}"
+        if status in (401, 403):
+            raise UpstreamUnauthorized(text, details=details)
+        if status == 429:
+            raise RateLimited(text, details=details, retry_after=_seconds(retry_after))
+        if 400 <= status < 500:
+            # 404 is how Ollama says the model is not pulled; the message names the model.
+            raise UpstreamRejected(text, details=details)
+        raise UpstreamError(text, details=details)
+
+    def _raise_transport(self, exc: aiohttp.ClientError, call: ProviderCall) -> NoReturn:
+        details = {**self._where(call), "reason": f"{type(exc).__name__}: {exc}"}
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+            raise ProviderUnavailable(f"{self.name}: cannot reach {self._settings.base_url}", details=details) from exc
+        raise UpstreamError(f"{self.name}: transport error: {type(exc).__name__}", details=details) from exc
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _result(chunk: _Chunk, text: str) -> ProviderResult:
+    return ProviderResult(
+        text=text,
+        finish_reason=chunk.done_reason or "stop",
+        input_tokens=chunk.prompt_eval_count,
+        output_tokens=chunk.eval_count,
+    )

@@ -1,0 +1,196 @@
+"""OpenAI Chat Completions, `POST {base_url}/v1/chat/completions`; also any OpenAI-compatible server.
+
+vLLM, the llama.cpp server, LM Studio and Ollama's `/v1` speak the same protocol: point `base_url`
+at them (without `/v1`) and set `key_required: false` when they take no key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from service_common.cloud_errors import openai_error
+from service_common.upstream import merge_extra
+from shared_contracts.errors import UpstreamError, UpstreamRejected
+
+from ._cloud import CloudProvider, CloudSettings
+from .base import Delta, ProviderCall, ProviderResult
+
+__all__ = ["OpenAIProvider", "OpenAISettings"]
+
+
+class OpenAISettings(CloudSettings, kw_only=True):
+    """YAML section of an OpenAI (or OpenAI-compatible) provider."""
+
+    base_url: str = "https://api.openai.com"
+    api_key_env: str = "OPENAI_API_KEY"
+    # Reasoning models take `max_completion_tokens` and reject `max_tokens`.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # `json_object` for compatible servers without JSON Schema support; the gateway still validates.
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
+    strict_schema: bool = True
+    # Extra request headers, e.g. `OpenAI-Organization`/`OpenAI-Project` or a proxy's routing header.
+    headers: dict[str, str] = {}
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Completion(msgspec.Struct):
+    choices: list[_Choice]
+    usage: _Usage | None = None
+
+
+class _ChunkDelta(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _ChunkDelta = msgspec.field(default_factory=_ChunkDelta)
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = []
+    usage: _Usage | None = None
+    error: dict[str, Any] | None = None
+
+
+_decode_completion = msgspec.json.Decoder(_Completion)
+_decode_chunk = msgspec.json.Decoder(_Chunk)
+_SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+# OpenAI's finish reasons onto ours; a tool call only happens when a route's extras ask for tools.
+_FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "stop"}
+
+
+class OpenAIProvider(CloudProvider):
+    """Chat Completions with JSON Schema structured output and SSE streaming with usage."""
+
+    Settings = OpenAISettings
+    settings: OpenAISettings
+    error_mapper = staticmethod(openai_error)
+
+    def auth_headers(self) -> Mapping[str, str]:
+        auth = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        return {**self.settings.headers, **auth}
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        raw = await self.client.post_json(self._url, self._body(call, stream=False), deadline=deadline)
+        try:
+            reply = _decode_completion.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: unreadable answer", details={"provider": self.name}) from exc
+        if not reply.choices:
+            raise UpstreamError(f"{self.name}: answer without choices", details={"provider": self.name})
+        choice = reply.choices[0]
+        if choice.message.refusal:
+            raise self._refused(choice.message.refusal)
+        usage = reply.usage or _Usage()
+        return ProviderResult(
+            text=choice.message.content or "",
+            finish_reason=_FINISH.get(choice.finish_reason or "stop", "stop"),
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+        )
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        pieces: list[str] = []
+        refusal: list[str] = []
+        finish: str | None = None
+        usage = _Usage()
+        done = False
+        async for event in self.client.post_sse(self._url, self._body(call, stream=True), deadline=deadline):
+            if event.data == "[DONE]":
+                done = True
+                break
+            chunk = self._chunk(event.data)
+            if chunk.usage is not None:
+                # With include_usage the last chunk before [DONE] has `choices: []` and the totals.
+                usage = chunk.usage
+            for choice in chunk.choices[:1]:
+                if choice.delta.refusal:
+                    refusal.append(choice.delta.refusal)
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                    yield Delta(choice.delta.content)
+                finish = choice.finish_reason or finish
+        if refusal:
+            raise self._refused("".join(refusal))
+        if not done and finish is None:
+            raise UpstreamError(f"{self.name}: the stream ended early", details={"provider": self.name})
+        yield ProviderResult(
+            text="".join(pieces),
+            finish_reason=_FINISH.get(finish or "stop", "stop"),
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+        )
+
+    async def health(self, *, deadline: float) -> None:
+        await self.client.get(f"{self.base_url}/v1/models", deadline=deadline)
+
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url}/v1/chat/completions"
+
+    def _body(self, call: ProviderCall, *, stream: bool) -> dict[str, Any]:
+        opts = call.options
+        body: dict[str, Any] = {
+            "model": call.model,
+            "messages": [{"role": m.role, "content": m.content} for m in call.messages],
+        }
+        sampling = {
+            self.settings.max_tokens_field: opts.max_tokens,
+            "temperature": opts.temperature,
+            "top_p": opts.top_p,
+            "seed": opts.seed,
+            "stop": opts.stop,
+        }
+        body.update({k: v for k, v in sampling.items() if v is not None})
+        if call.response_schema is not None:
+            body["response_format"] = self._response_format(call.response_schema)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return merge_extra(body, call.extra)
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.settings.structured_output == "json_object":
+            return {"type": "json_object"}
+        # The name must match ^[a-zA-Z0-9_-]{1,64}$; a schema's title is the natural one.
+        name = _SCHEMA_NAME.sub("_", str(schema.get("title") or "response"))[:64]
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": self.settings.strict_schema},
+        }
+
+    def _chunk(self, data: str) -> _Chunk:
+        try:
+            chunk = _decode_chunk.decode(data)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: unreadable stream chunk", details={"provider": self.name}) from exc
+        if chunk.error is not None:
+            # An error after the 200 header arrives as a data frame; it is an upstream failure.
+            raise self.client.error(500, msgspec.json.encode({"error": chunk.error}))
+        return chunk
+
+    def _refused(self, refusal: str) -> UpstreamRejected:
+        return UpstreamRejected(
+            f"{self.name}: the model refused the request",
+            details={"provider": self.name, "reason": "refusal", "refusal": refusal[:300]},
+        )

@@ -1,0 +1,97 @@
+"""Structured output: parse a model's text as JSON and validate it against the request's `response_schema`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+import msgspec
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.protocols import Validator
+
+from shared_contracts.errors import InvalidOutput, InvalidRequest
+
+__all__ = ["OutputSchema", "SchemaCache", "repair_prompt"]
+
+_key_encoder = msgspec.json.Encoder(order="deterministic")
+_decode_any = msgspec.json.Decoder().decode
+# Agents send the same few schemas over and over; past this many distinct ones the cache starts afresh.
+_CACHE_LIMIT = 256
+
+
+def repair_prompt(error: str) -> str:
+    """The follow-up message that asks the model to fix its answer, quoting the validation error."""
+    return (
+        f"Your previous answer did not match the required JSON schema: {error}. "
+        "Reply again with only a JSON object that matches the schema, and no other text."
+    )
+
+
+def _strip_fences(text: str) -> str:
+    # Models often wrap JSON in a Markdown code fence even when told not to; the fence is not the answer.
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```") and len(stripped) >= 6:
+        body = stripped[3:-3]
+        newline = body.find("\n")
+        return body[newline + 1 :] if newline >= 0 else body
+    return stripped
+
+
+class OutputSchema:
+    """A checked schema with its compiled validator."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        kind = schema.get("type")
+        if kind is not None and kind != "object" and not (isinstance(kind, list) and "object" in kind):
+            raise InvalidRequest(
+                "response_schema must describe a JSON object", details={"path": "$.response_schema.type"}
+            )
+        with warnings.catch_warnings():
+            # An unknown `$schema` falls back to the latest draft; jsonschema warns about that, we accept it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        try:
+            cls.check_schema(schema)
+        except SchemaError as exc:
+            raise InvalidRequest(
+                f"response_schema is not a valid JSON Schema: {exc.message}",
+                details={"path": "$.response_schema", "schema_path": "/".join(map(str, exc.path))},
+            ) from exc
+        self._validator: Validator = cls(schema)
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """The answer as a JSON object valid for the schema; InvalidOutput says why not."""
+        try:
+            doc = _decode_any(_strip_fences(text))
+        except msgspec.DecodeError as exc:
+            raise InvalidOutput(f"answer is not valid JSON: {exc}", details={"error": str(exc), "path": "$"}) from exc
+        if not isinstance(doc, dict):
+            raise InvalidOutput("answer is not a JSON object", details={"error": "not an object", "path": "$"})
+        error = best_match(self._validator.iter_errors(doc))
+        if error is not None:
+            path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+            raise InvalidOutput(
+                f"answer does not match response_schema at {path}: {error.message}",
+                details={"error": error.message, "path": path},
+            )
+        return doc
+
+
+class SchemaCache:
+    """Compiled validators by schema content, so a repeated schema is checked and compiled once."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[bytes, OutputSchema] = {}
+
+    def get(self, schema: Mapping[str, Any]) -> OutputSchema:
+        """The OutputSchema for `schema`; InvalidRequest when it is not a usable schema."""
+        key = _key_encoder.encode(schema)
+        found = self._by_key.get(key)
+        if found is None:
+            found = OutputSchema(schema)
+            if len(self._by_key) >= _CACHE_LIMIT:
+                self._by_key.clear()
+            self._by_key[key] = found
+        return found
