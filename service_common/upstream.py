@@ -1,0 +1,219 @@
+"""Outbound HTTP to cloud APIs, shared by both gateways' cloud providers.
+
+One `UpstreamClient` per provider instance owns one pooled aiohttp session. Every call is bounded by
+an absolute deadline (`asyncio.timeout_at`), transport failures become gateway errors naming the
+provider, and a vendor-specific `ErrorMapper` turns non-200 answers into the error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, NamedTuple
+
+import aiohttp
+import msgspec
+
+from shared_contracts.errors import GatewayError, ProviderUnavailable, UpstreamError, UpstreamTimeout
+
+from .config import ConfigError
+
+__all__ = [
+    "ErrorMapper",
+    "SseEvent",
+    "UpstreamClient",
+    "masked_repr",
+    "merge_extra",
+    "read_sse",
+    "require_key",
+    "retry_after_seconds",
+    "upstream_call",
+]
+
+ErrorMapper = Callable[[str, int, bytes, Mapping[str, str]], GatewayError]
+"""`(provider name, HTTP status, raw body, response headers) -> the error to raise`."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+class SseEvent(NamedTuple):
+    """One Server-Sent Event: its `event:` name (`message` when absent) and its joined `data:` lines."""
+
+    event: str
+    data: str
+
+
+def require_key(section: str, api_key: str | None, env_name: str) -> None:
+    """Refuse an active provider without a key, naming the YAML section and the env variable to set."""
+    if not (api_key or "").strip():
+        raise ConfigError(f"{section}.api_key: empty; set the environment variable {env_name}")
+
+
+def masked_repr(struct: msgspec.Struct, secret_fields: tuple[str, ...] = ("api_key",)) -> str:
+    """A Struct's repr with secrets shown as `***` (or `''` when unset), so keys never reach logs."""
+    parts = []
+    for field in struct.__struct_fields__:
+        value = getattr(struct, field)
+        shown = ("'***'" if value else "''") if field in secret_fields else repr(value)
+        parts.append(f"{field}={shown}")
+    return f"{type(struct).__name__}({', '.join(parts)})"
+
+
+def merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` with a route's YAML extras laid over it; nested objects are merged one level deep.
+
+    >>> merge_extra({"a": {"x": 1}}, {"a": {"y": 2}, "b": 3})
+    {'a': {'x': 1, 'y': 2}, 'b': 3}
+    """
+    for key, value in extra.items():
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            body[key] = {**current, **value}
+        else:
+            body[key] = value
+    return body
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (delta-seconds); None if absent or a date."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            seconds = float(raw) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+@contextlib.asynccontextmanager
+async def upstream_call(name: str, deadline: float) -> AsyncIterator[None]:
+    """Bound the block by `deadline` and turn transport failures into errors naming provider `name`."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError as exc:
+        raise UpstreamTimeout(f"{name}: no answer before the deadline", details={"provider": name}) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise UpstreamError(f"{name}: the answer broke off", details={"provider": name}) from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(f"{name}: {type(exc).__name__}", details={"provider": name}) from exc
+
+
+async def read_sse(resp: aiohttp.ClientResponse, *, name: str, deadline: float) -> AsyncIterator[SseEvent]:
+    """The events of a `text/event-stream` body (LF or CRLF line ends), each read bounded by `deadline`."""
+    event, data = "", []
+    while True:
+        # The timeout wraps each read, never a `yield`, so it cannot fire inside the consumer's code.
+        async with upstream_call(name, deadline):
+            raw = await resp.content.readline()
+        if not raw:
+            break
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield SseEvent(event or "message", "\n".join(data))
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    if data:
+        yield SseEvent(event or "message", "\n".join(data))
+
+
+class UpstreamClient:
+    """One pooled session to one cloud API: JSON calls and SSE streams under a deadline.
+
+    `headers` (which carry the key) stay private to the instance; error messages are scrubbed of
+    `secret` in case an upstream echoes it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        headers: Mapping[str, str],
+        on_error: ErrorMapper,
+        max_connections: int,
+        secret: str = "",
+    ) -> None:
+        self.name = name
+        self._headers = {"content-type": "application/json", **headers}
+        self._on_error = on_error
+        self._max_connections = max_connections
+        self._secret = secret
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the pooled session; deadlines come per call, so aiohttp's 300 s default is switched off."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+
+    async def close(self) -> None:
+        """Close the session; safe to call twice."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise ProviderUnavailable(f"{self.name}: not started", details={"provider": self.name})
+        return self._session
+
+    async def post_json(self, url: str, body: Mapping[str, Any], *, deadline: float) -> bytes:
+        """POST `body` as JSON; the raw 200 body, or the mapped error."""
+        async with upstream_call(self.name, deadline):
+            async with self.session.post(url, data=_encode(body), headers=self._headers) as resp:
+                raw = await resp.read()
+        if resp.status != 200:
+            raise self._error(resp.status, raw, resp.headers)
+        return raw
+
+    async def get(self, url: str, *, deadline: float) -> bytes:
+        """GET `url`; the raw 200 body, or the mapped error."""
+        async with upstream_call(self.name, deadline):
+            async with self.session.get(url, headers=self._headers) as resp:
+                raw = await resp.read()
+        if resp.status != 200:
+            raise self._error(resp.status, raw, resp.headers)
+        return raw
+
+    async def post_sse(self, url: str, body: Mapping[str, Any], *, deadline: float) -> AsyncIterator[SseEvent]:
+        """POST `body` and yield the answer's Server-Sent Events; a non-200 answer raises the mapped error."""
+        headers = {**self._headers, "accept": "text/event-stream"}
+        async with upstream_call(self.name, deadline):
+            resp = await self.session.post(url, data=_encode(body), headers=headers)
+        try:
+            if resp.status != 200:
+                async with upstream_call(self.name, deadline):
+                    raw = await resp.read()
+                raise self._error(resp.status, raw, resp.headers)
+            async for event in read_sse(resp, name=self.name, deadline=deadline):
+                yield event
+        finally:
+            resp.release()
+
+    def error(self, status: int, raw: bytes) -> GatewayError:
+        """The mapped error for an error body that arrived inside a 200 stream."""
+        return self._error(status, raw, {})
+
+    def _error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> GatewayError:
+        err = self._on_error(self.name, status, raw, headers)
+        if self._secret and self._secret in err.message:
+            scrubbed = err.message.replace(self._secret, "***")
+            err = type(err)(scrubbed, details=err.details, retry_after=err.retry_after)
+        return err

@@ -1,0 +1,83 @@
+"""Shared pieces for the cloud provider tests: recorded payloads, a call, a deadline, request capture."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aioresponses.core as aioresponses_core
+import msgspec
+import pytest
+from aiohttp import ClientResponse
+from aioresponses import aioresponses
+from yarl import URL
+
+from llm_gateway.providers.base import ProviderCall
+from shared_contracts.llm import GenerateOptions, Message
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KEY = "sk-test-0123456789abcdef0123456789abcdef"
+
+
+def fixture(provider: str, name: str) -> bytes:
+    """A recorded upstream body from tests/fixtures/<provider>/."""
+    return (FIXTURES / provider / name).read_bytes()
+
+
+def in_seconds(seconds: float) -> float:
+    """An absolute deadline on the running loop's clock."""
+    return asyncio.get_running_loop().time() + seconds
+
+
+def make_call(**overrides: Any) -> ProviderCall:
+    """A copywriter-style call with a system prompt, a user turn and every sampling option set."""
+    fields: dict[str, Any] = {
+        "model": "test-model",
+        "messages": [
+            Message(role="system", content="You write product copy."),
+            Message(role="user", content="Describe the Aurora kettle."),
+        ],
+        "options": GenerateOptions(temperature=0.2, max_tokens=256, top_p=0.9, seed=7, stop=["###"]),
+    }
+    fields.update(overrides)
+    return ProviderCall(**fields)
+
+
+def sent(upstream: aioresponses, method: str, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON body and headers of the one request made to `url`."""
+    calls = upstream.requests[(method, URL(url))]
+    assert len(calls) == 1
+    kwargs = calls[0].kwargs
+    body = msgspec.json.decode(kwargs["data"]) if kwargs.get("data") is not None else {}
+    return body, dict(kwargs["headers"])
+
+
+class _Written:
+    output_size = 0
+
+
+class CompatResponse(ClientResponse):
+    """aiohttp 3.14 made `stream_writer` a required argument that aioresponses 0.7.9 does not pass
+    (pnuckowski/aioresponses#289); a finished request's writer only reports its output size."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _Written())
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def upstream(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """aioresponses, patched for aiohttp 3.14, intercepting every aiohttp request of the test."""
+    monkeypatch.setattr(aioresponses_core, "ClientResponse", CompatResponse)
+    with aioresponses() as mocked:
+        yield mocked
+
+
+SCHEMA: dict[str, Any] = {
+    "title": "Copy",
+    "type": "object",
+    "properties": {"headline": {"type": "string"}, "bullets": {"type": "array", "items": {"type": "string"}}},
+    "required": ["headline", "bullets"],
+    "additionalProperties": False,
+}
