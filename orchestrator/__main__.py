@@ -1,0 +1,34 @@
+"""`orchestrator --host H --port P --config PATH` (also `python -m orchestrator`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from orchestrator.app import create_app
+from orchestrator.config import DEFAULT_CONFIG_PATH, load_orchestrator_config
+from service_common.config import ConfigError
+from service_common.logging import configure_logging
+from service_common.server import parse_serve_args, serve
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the YAML, then serve; a bad config exits 2 with the YAML path in the message."""
+    args = parse_serve_args(
+        argv, prog="orchestrator", default_port=8300, default_config=DEFAULT_CONFIG_PATH, config_env="ORCHESTRATOR_CONFIG"
+    )
+    try:
+        config = load_orchestrator_config(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=args.log_level, service="orchestrator")
+    serve(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

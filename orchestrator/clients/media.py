@@ -1,0 +1,95 @@
+"""Client of the Media Gateway: render an image and wait for the finished job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from orchestrator.clients._transport import Sleep, Transport
+from orchestrator.config import GatewayClientConfig
+from shared_contracts.errors import GatewayError, UpstreamError, error_from_body
+from shared_contracts.media import ImageRequest, Job
+
+__all__ = ["MediaGatewayClient"]
+
+_GENERATE_PATH = "/api/v1/media/image/generate"
+_encode = msgspec.json.Encoder().encode
+_decode_job = msgspec.json.Decoder(Job)
+
+
+class MediaGatewayClient:
+    """Talks to `POST /api/v1/media/image/generate` with `wait: true`; returns the succeeded job."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @classmethod
+    def from_config(cls, config: GatewayClientConfig, *, sleep: Sleep = asyncio.sleep) -> MediaGatewayClient:
+        """A client with its own transport built from a config section."""
+        return cls(Transport("media", config, sleep=sleep))
+
+    async def start(self) -> None:
+        """Open the pooled session."""
+        await self.transport.start()
+
+    async def close(self) -> None:
+        """Close the pooled session."""
+        await self.transport.close()
+
+    async def generate_image(
+        self,
+        *,
+        role: str,
+        task: str,
+        prompt: str,
+        negative_prompt: str = "",
+        width: int = 1024,
+        height: int = 1024,
+        workflow: str | None = None,
+        seed: int | None = None,
+        count: int = 1,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Render and wait; a job that did not succeed raises its own error, typed."""
+        request = ImageRequest(
+            role=role,
+            task=task,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=width,
+            height=height,
+            workflow=workflow,
+            seed=seed,
+            count=count,
+            params=dict(params or {}),
+            wait=True,
+            metadata=dict(metadata or {}),
+        )
+        reply = await self.transport.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id)
+        try:
+            job = _decode_job.decode(reply.body)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(
+                "media gateway answered with an unreadable job", details={"gateway": "media", "error": str(exc)}
+            ) from exc
+        if job.status != "succeeded" or not job.images:
+            raise _job_error(job)
+        return job
+
+    async def check_ready(self) -> None:
+        """Raise a typed error unless the gateway's `/readyz` answers 2xx."""
+        await self.transport.get_json_ok("/readyz")
+
+
+def _job_error(job: Job) -> GatewayError:
+    if job.error is not None:
+        return error_from_body(job.error)
+    return UpstreamError(
+        f"media job {job.id} ended {job.status} without images",
+        details={"gateway": "media", "job_id": job.id, "status": job.status},
+    )

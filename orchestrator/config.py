@@ -1,0 +1,105 @@
+"""The orchestrator's YAML, loaded once at start-up into frozen Structs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, get_args
+
+import msgspec
+
+from service_common.config import ConfigError, load_config
+
+__all__ = [
+    "Aspect",
+    "DEFAULT_CONFIG_PATH",
+    "FlowConfig",
+    "GatewayClientConfig",
+    "ImageSize",
+    "OrchestratorConfig",
+    "RunsConfig",
+    "ServerConfig",
+    "load_orchestrator_config",
+]
+
+DEFAULT_CONFIG_PATH = "config/orchestrator.yaml"
+
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=3_600)]
+Side = Annotated[int, msgspec.Meta(ge=64, le=2048, multiple_of=8)]
+
+
+class _Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Base for config sections: a typo in the YAML is an error naming the key."""
+
+
+class GatewayClientConfig(_Config):
+    """How to reach one gateway.
+
+    `timeout_s` is the gateway's own mode timeout (it bounds every call it answers); the client waits that
+    plus `timeout_margin_s`, so the gateway's typed timeout error arrives before ours fires.
+    """
+
+    base_url: Annotated[str, msgspec.Meta(pattern="^https?://")]
+    timeout_s: Seconds = 180.0
+    timeout_margin_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    # A Retry-After longer than this is capped, so a confused upstream cannot park a run for an hour.
+    max_retry_after_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
+    backoff_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.5
+    api_key: str | None = None
+
+
+class ImageSize(_Config):
+    """Pixel size of the rendered image for one aspect the vision agent may choose."""
+
+    width: Side
+    height: Side
+
+
+Aspect = Literal["square", "portrait", "landscape"]
+
+_DEFAULT_SIZES: dict[Aspect, ImageSize] = {
+    "square": ImageSize(width=1024, height=1024),
+    "portrait": ImageSize(width=832, height=1216),
+    "landscape": ImageSize(width=1216, height=832),
+}
+
+
+class FlowConfig(_Config):
+    """Knobs of the P0 flow."""
+
+    image_sizes: dict[Aspect, ImageSize] = msgspec.field(default_factory=lambda: dict(_DEFAULT_SIZES))
+    image_workflow: str | None = None
+    quality: str | None = None
+
+
+class RunsConfig(_Config):
+    """Where run documents are kept."""
+
+    dir: str = "./var/runs"
+    recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
+
+
+class ServerConfig(_Config):
+    """HTTP server limits."""
+
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=10_000_000)] = 65_536
+
+
+class OrchestratorConfig(_Config):
+    """The whole `config/orchestrator.yaml`."""
+
+    llm_gateway: GatewayClientConfig
+    media_gateway: GatewayClientConfig
+    flow: FlowConfig = FlowConfig()
+    runs: RunsConfig = RunsConfig()
+    server: ServerConfig = ServerConfig()
+
+
+def load_orchestrator_config(path: Path | str, environ: Mapping[str, str]) -> OrchestratorConfig:
+    """Read `path` with `${VAR:-default}` expanded from `environ`; problems raise ConfigError naming the key."""
+    config = load_config(Path(path), OrchestratorConfig, environ)
+    missing = set(get_args(Aspect)) - set(config.flow.image_sizes)
+    if missing:
+        raise ConfigError(f"{path}: flow.image_sizes: missing {', '.join(sorted(missing))}")
+    return config

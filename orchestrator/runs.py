@@ -1,0 +1,116 @@
+"""Run documents kept as JSON files, one per run, under a configurable folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import tempfile
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from shared_contracts.errors import NotFound
+from shared_contracts.flows import RunDocument, RunSummary
+
+__all__ = ["FileRunStore", "RunStore", "is_run_id", "new_run_id", "summary_of"]
+
+# Time-sortable and safe as a file name and as an X-Request-ID: 20250101T120000Z-1a2b3c4d.
+_RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(RunDocument)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id: UTC time to the second, then 32 random bits."""
+    return f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def is_run_id(value: str) -> bool:
+    """Whether `value` has the run id shape (so it can never name a path outside the store)."""
+    return bool(_RUN_ID.match(value))
+
+
+def summary_of(doc: RunDocument) -> RunSummary:
+    """The list view of a run."""
+    return RunSummary(
+        run_id=doc.run_id,
+        flow=doc.flow,
+        status=doc.status,
+        mode=doc.mode,
+        product_name=doc.product.name,
+        started_at=doc.started_at,
+        duration_ms=doc.duration_ms,
+    )
+
+
+class RunStore(ABC):
+    """Where run documents live; a shared backend can replace the file store behind this interface."""
+
+    @abstractmethod
+    async def save(self, doc: RunDocument) -> None:
+        """Create or replace the run's document."""
+
+    @abstractmethod
+    async def get(self, run_id: str) -> RunDocument:
+        """The run's document; NotFound when there is none."""
+
+    @abstractmethod
+    async def recent(self, limit: int) -> list[RunDocument]:
+        """Up to `limit` runs, newest first."""
+
+
+class FileRunStore(RunStore):
+    """`<dir>/<run_id>.json`, written atomically (temp file, then rename), pretty-printed for people."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+
+    def path_of(self, run_id: str) -> Path:
+        """The file of `run_id`; a malformed id is NotFound, so no id can reach outside the folder."""
+        if not is_run_id(run_id):
+            raise NotFound(f"no run {run_id!r}", details={"run_id": run_id})
+        return self.directory / f"{run_id}.json"
+
+    async def save(self, doc: RunDocument) -> None:
+        data = msgspec.json.format(_encode(doc), indent=2)
+        await asyncio.to_thread(self._write, self.path_of(doc.run_id), data)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def get(self, run_id: str) -> RunDocument:
+        path = self.path_of(run_id)
+        try:
+            raw = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no run {run_id!r}", details={"run_id": run_id}) from exc
+        return _decode.decode(raw)
+
+    async def recent(self, limit: int) -> list[RunDocument]:
+        names = await asyncio.to_thread(self._newest_names, limit)
+        docs: list[RunDocument] = []
+        for name in names:
+            try:
+                docs.append(await self.get(name))
+            except (NotFound, msgspec.DecodeError):
+                continue
+        return docs
+
+    def _newest_names(self, limit: int) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        # Run ids start with their UTC start time, so name order is start order.
+        stems = sorted((p.stem for p in self.directory.glob("*.json") if is_run_id(p.stem)), reverse=True)
+        return stems[:limit]
