@@ -29,3 +29,28 @@ run-orchestrator: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis
+
+# Benchmarks (issue 7): outside `make test`; reports go to bench-results/ (git-ignored).
+LITELLM_VENV    ?= .venv-litellm
+LITELLM_VERSION ?= 1.108.7
+LITELLM_STAMP   := $(LITELLM_VENV)/.installed-$(LITELLM_VERSION)
+BENCH_ARGS      ?=
+
+.PHONY: bench bench-compare bench-tools
+
+# wrk from Debian's packages when we may install it; otherwise the runner falls back to tests/perf/pyload.py.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
+		|| echo "wrk could not be installed: using the Python load generator (slower, see docs/performance.md)"; }
+
+$(LITELLM_STAMP):
+	$(PYTHON) -m venv $(LITELLM_VENV) || python3 -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	touch $@
+
+bench: $(STAMP) bench-tools
+	$(BIN)/python -m tests.perf.bench $(BENCH_ARGS)
+
+bench-compare: $(STAMP) bench-tools $(LITELLM_STAMP)
+	$(BIN)/python -m tests.perf.bench --compare --litellm $(LITELLM_VENV)/bin/litellm $(BENCH_ARGS)
