@@ -21,6 +21,8 @@ from shared_contracts.errors import (
     PayloadTooLarge,
 )
 
+from .tracing import parse_traceparent
+
 __all__ = [
     "REQUEST_ID_HEADER",
     "MsgspecResponse",
@@ -59,7 +61,11 @@ def _clean_request_id(raw: bytes | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Take `X-Request-ID` or make one, bind it to the logs, and echo it on every response."""
+    """Take `X-Request-ID` or make one, bind it to the logs, and echo it on every response.
+
+    The W3C `traceparent` is read too: trace id, this request's span id and the caller's span are bound
+    to the logs, and `service_common.tracing.outbound_headers()` passes them on to the next service.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,12 +75,17 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         raw = None
+        raw_trace = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 raw = value
-                break
+            elif name == b"traceparent":
+                raw_trace = value
         request_id = _clean_request_id(raw)
-        scope.setdefault("state", {})["request_id"] = request_id
+        trace = parse_traceparent(raw_trace)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["trace"] = trace
         header = (b"x-request-id", request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
@@ -82,7 +93,13 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with structlog.contextvars.bound_contextvars(
+            request_id=request_id,
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            parent_span_id=trace.parent_id,
+            trace_flags=trace.flags,
+        ):
             await self.app(scope, receive, send_with_id)
 
 
@@ -102,13 +119,21 @@ def error_response(err: GatewayError, request_id: str | None) -> Response:
     return MsgspecResponse(body, status_code=err.status, headers=headers)
 
 
+def _note_error_code(request: Request, code: str) -> None:
+    # Read back by the metrics middleware, so a failed request is counted under its stable code.
+    request.scope.setdefault("state", {})["error_code"] = code
+
+
 async def _on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    _note_error_code(request, exc.code)
     return error_response(exc, request_id_of(request))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    codes = {404: NotFound.code, 405: InvalidRequest.code}
+    _note_error_code(request, codes.get(exc.status_code, GatewayError.code))
     err: GatewayError
     if exc.status_code == 404:
         err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
@@ -129,6 +154,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # The one place a bare Exception is caught: log it in full, tell the client nothing internal.
     _log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    _note_error_code(request, GatewayError.code)
     return error_response(GatewayError("internal error"), request_id_of(request))
 
 

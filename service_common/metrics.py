@@ -1,0 +1,197 @@
+"""Prometheus metrics for the three apps: one registry per app, a pure-ASGI middleware, `GET /metrics`.
+
+The middleware does the per-request work: a clock read, one in-flight inc/dec, and one cached
+counter + histogram child. Handlers add what only they know (role, task, provider, model) with
+`label_request(scope, ...)`; the failed request's stable error code comes from the error handlers.
+Series of one service only (tokens, media jobs, flow steps) live in small subclasses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "FlowMetrics",
+    "LLMMetrics",
+    "MediaMetrics",
+    "Metrics",
+    "MetricsMiddleware",
+    "instrument",
+    "label_request",
+]
+
+# Mock answers take milliseconds, live ones up to the 180 s deadline: the buckets span both.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180, 300)
+REQUEST_LABELS = ("endpoint", "method", "role", "task", "provider", "model", "outcome")
+_STATE_KEY = "metric_labels"
+_NO_LABELS: Mapping[str, str] = {}
+# Role and task are caller-chosen strings: past this many series they are folded into "_other".
+_MAX_REQUEST_SERIES = 2_000
+
+
+def label_request(scope: Scope, *, role: str = "", task: str = "", provider: str = "", model: str = "") -> None:
+    """Attach what the handler learnt (route, provider, model) to the request's metric labels."""
+    scope.setdefault("state", {})[_STATE_KEY] = {"role": role, "task": task, "provider": provider, "model": model}
+
+
+class Metrics:
+    """The series every service exposes, in a registry of its own (several apps may share a process)."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "pdp_requests", "Requests handled, by endpoint and outcome (ok or the error code).",
+            REQUEST_LABELS, registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "pdp_request_duration_seconds", "Time from request to the last byte of the response.",
+            REQUEST_LABELS, buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge("pdp_requests_in_flight", "Requests being handled now.", registry=self.registry)
+        self.upstream_latency = Histogram(
+            "pdp_upstream_duration_seconds", "One call to an upstream (a provider, a gateway), by outcome.",
+            ("upstream", "model", "outcome"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def observe_request(self, labels: tuple[str, ...], seconds: float) -> None:
+        """Count one request and its latency; `labels` follows REQUEST_LABELS."""
+        children = self._children.get(labels)
+        if children is None:
+            if len(self._children) >= _MAX_REQUEST_SERIES:
+                labels = (labels[0], labels[1], "_other", "_other", *labels[4:])
+            children = self._children.get(labels)
+            if children is None:
+                children = (self.requests.labels(*labels), self.request_latency.labels(*labels))
+                self._children[labels] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_upstream(self, upstream: str, model: str, outcome: str, seconds: float) -> None:
+        """One call to an upstream and how it ended (`ok` or the error code)."""
+        self.upstream_latency.labels(upstream, model, outcome).observe(seconds)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class LLMMetrics(Metrics):
+    """LLM Gateway: tokens in and out per provider and model."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry=registry)
+        self.tokens = Counter(
+            "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
+            ("provider", "model", "direction"), registry=self.registry,
+        )
+
+    def count_tokens(self, provider: str, model: str, *, input_tokens: int, output_tokens: int) -> None:
+        """Add one answer's usage."""
+        self.tokens.labels(provider, model, "in").inc(input_tokens)
+        self.tokens.labels(provider, model, "out").inc(output_tokens)
+
+
+class MediaMetrics(Metrics):
+    """Media Gateway: job durations by final status, and the queue depth read at scrape time."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry=registry)
+        self.job_duration = Histogram(
+            "pdp_media_job_duration_seconds", "Image jobs from creation to their final status.",
+            ("provider", "workflow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "pdp_media_queue_depth", "Image jobs waiting or running, per provider.", ("provider", "state"),
+            registry=self.registry,
+        )
+
+    def observe_job(self, provider: str, workflow: str, status: str, seconds: float) -> None:
+        """A job reached `status` (succeeded, failed, canceled) after `seconds`."""
+        self.job_duration.labels(provider, workflow, status).observe(seconds)
+
+    def track_queue(self, provider: str, state: str, read: Callable[[], float]) -> None:
+        """Report `read()` as the depth of `provider`'s `state` (queued, running) when scraped."""
+        self.queue_depth.labels(provider, state).set_function(read)
+
+
+class FlowMetrics(Metrics):
+    """Orchestrator: flow runs and each agent step, by outcome."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry=registry)
+        self.step_duration = Histogram(
+            "pdp_flow_step_duration_seconds", "One agent step of a flow, by role and final status.",
+            ("flow", "role", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.run_duration = Histogram(
+            "pdp_flow_run_duration_seconds", "A whole flow run, by final status.",
+            ("flow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Pure ASGI: in-flight gauge, then one count and one latency per HTTP request when it has answered."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            in_flight.dec()
+            route = scope.get("route")
+            state = scope.get("state") or _NO_LABELS
+            extra = state.get(_STATE_KEY) or _NO_LABELS
+            if status < 400:
+                outcome = "ok"
+            else:
+                outcome = state.get("error_code") or f"http_{status}"
+            self.metrics.observe_request(
+                (
+                    getattr(route, "path", "unmatched"),
+                    scope["method"],
+                    extra.get("role", ""),
+                    extra.get("task", ""),
+                    extra.get("provider", ""),
+                    extra.get("model", ""),
+                    outcome,
+                ),
+                time.perf_counter() - started,
+            )
+
+
+def instrument(app: Starlette, metrics: Metrics) -> None:
+    """Add the middleware (outermost) and `GET /metrics` to an app before it starts."""
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.router.routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
