@@ -28,7 +28,10 @@ _FORMATS = {
     "ipv4": "192.0.2.10",
     "ipv6": "2001:db8::10",
     "duration": "P1D",
+    "decimal": "49.90",
 }
+# msgspec's schema for datetime is a bare string, so a timestamp-like name is the only hint to go on.
+_TIMESTAMP_NAME = re.compile(r"(^|_)(at|date|time|timestamp|datetime)$|^(created|updated|published|modified)")
 
 
 def synthesize(schema: Mapping[str, Any], *, prose: Prose, rng: random.Random) -> Any:
@@ -140,6 +143,10 @@ class _Walker:
             text = reused
         elif fmt in _FORMATS:
             text = _FORMATS[fmt]
+        elif schema.get("contentEncoding") == "base64":
+            text = "QXVyb3Jh"
+        elif fmt is None and _TIMESTAMP_NAME.search(name.lower()):
+            text = _FORMATS["date-time"]
         elif fmt in ("uri", "url", "iri", "uri-reference"):
             text = f"https://example.com/products/{self.prose.slug()}"
         elif fmt == "uuid":

@@ -140,6 +140,7 @@ class OllamaProvider(Provider):
         return _encode(body)
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        self._check_deadline(deadline, call)
         try:
             async with asyncio.timeout_at(deadline):
                 async with self.session.post(
@@ -159,6 +160,7 @@ class OllamaProvider(Provider):
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         # No yield happens inside a timeout block: a timeout must never fire while the consumer holds control.
+        self._check_deadline(deadline, call)
         try:
             async with asyncio.timeout_at(deadline):
                 resp = await self.session.post(self._chat_url, data=self._body(call, stream=True), headers=self._headers)
@@ -218,6 +220,11 @@ class OllamaProvider(Provider):
             raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         if resp.status != 200:
             raise UpstreamError(f"{self.name}: /api/version answered {resp.status}", details={"status": resp.status})
+
+    def _check_deadline(self, deadline: float, call: ProviderCall) -> None:
+        # A deadline already past would only be noticed at the first real wait; refuse before sending.
+        if asyncio.get_running_loop().time() >= deadline:
+            raise UpstreamTimeout(f"{self.name}: deadline passed before the call", details=self._where(call))
 
     def _where(self, call: ProviderCall) -> dict[str, Any]:
         return {"provider": self.name, "model": call.model}

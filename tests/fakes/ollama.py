@@ -1,0 +1,248 @@
+"""A protocol-faithful fake Ollama server (aiohttp.web on 127.0.0.1, a free port).
+
+Speaks `POST /api/chat` (one JSON object, or NDJSON with `"stream": true`, the last line `"done": true`
+with `done_reason` and nanosecond durations), `GET /api/version`, `GET /api/tags`, and Ollama's
+`{"error": "..."}` bodies (404 for a model that is not pulled). It records every request it receives.
+
+    async with FakeOllama(models=["qwen2.5:7b"]) as fake:
+        provider_url = fake.base_url
+        ...
+        assert fake.chat_requests[-1].body["format"] == schema
+
+Faults: `fake.fault = Fault(status=500)` for every chat request, `fake.faults["model"] = Fault(...)`
+for one model; `Fault(times=1)` applies once. Knobs: `delay`, `chunk_delay`, `error_after`,
+`malformed_after`, `cut_after`, `raw`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from llm_gateway.prose import Prose
+from llm_gateway.synth import synthesize
+
+__all__ = ["Fault", "FakeOllama", "RecordedRequest"]
+
+_PIECE = re.compile(r"\S+\s*|\s+")
+_encode = msgspec.json.encode
+
+
+@dataclass
+class Fault:
+    """How the fake misbehaves on a chat request."""
+
+    status: int | None = None  # answer with this status and `{"error": error}`
+    error: str = "an unexpected error occurred"
+    delay: float = 0.0  # seconds before the response starts
+    chunk_delay: float = 0.0  # seconds between streamed lines
+    error_after: int | None = None  # stream: an `{"error": ...}` line after this many content lines (HTTP 200)
+    malformed_after: int | None = None  # stream: a line that is not JSON after this many content lines
+    cut_after: int | None = None  # stream: end the body after this many content lines, without the final line
+    raw: bytes | None = None  # answer 200 with exactly these bytes
+    retry_after: str | None = None  # Retry-After header with `status`
+    times: int | None = None  # apply to the next N chat requests only; None = always
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+Reply = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class FakeOllama:
+    """The fake server; `reply(body) -> text` overrides the default answers."""
+
+    models: Sequence[str] = ("qwen2.5:7b", "qwen2.5:14b")
+    reply: Reply | str | None = None
+    version: str = "0.6.5"
+    fault: Fault | None = None
+    faults: dict[str, Fault] = field(default_factory=dict)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/api/chat"]
+
+    async def __aenter__(self) -> FakeOllama:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/chat", self._chat)
+        app.router.add_get("/api/version", self._version)
+        app.router.add_get("/api/tags", self._tags)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _record(self, request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            body = msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            body = raw
+        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        return body
+
+    async def _version(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"version": self.version})
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": "2025-01-10T12:00:00.000000000Z",
+                "size": 4_683_087_332,
+                "digest": f"{abs(hash(name)):064x}"[:64],
+                "details": {"format": "gguf", "family": "qwen2", "parameter_size": "7.6B", "quantization_level": "Q4_K_M"},
+            }
+            for name in self.models
+        ]
+        return web.json_response({"models": models})
+
+    def _take_fault(self, model: str) -> Fault | None:
+        fault = self.faults.get(model) or self.fault
+        if fault is None:
+            return None
+        if fault.times is not None:
+            if fault.times <= 0:
+                return None
+            fault.times -= 1
+        return fault
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if not isinstance(body, dict):
+            return _error(400, "invalid character looking for beginning of value")
+        model = body.get("model")
+        if not model:
+            return _error(400, "model is required")
+        fault = self._take_fault(model)
+        if fault and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault and fault.status is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+            return _error(fault.status, fault.error, headers=headers)
+        if model not in self.models:
+            return _error(404, f'model "{model}" not found, try pulling it first')
+        if fault and fault.raw is not None:
+            return web.Response(body=fault.raw, status=200, content_type="application/json")
+        pieces = _PIECE.findall(self._answer(body))
+        limit = (body.get("options") or {}).get("num_predict")
+        done_reason = "stop"
+        if isinstance(limit, int) and 0 < limit < len(pieces):
+            pieces, done_reason = pieces[:limit], "length"
+        final = _final(model, body, len(pieces), done_reason)
+        if body.get("stream", True) is False:
+            final["message"] = {"role": "assistant", "content": "".join(pieces)}
+            return web.Response(body=_encode(final), content_type="application/json", charset="utf-8")
+        return await self._stream(request, model, pieces, final, fault)
+
+    async def _stream(
+        self, request: web.Request, model: str, pieces: list[str], final: dict[str, Any], fault: Fault | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for index, piece in enumerate(pieces):
+            if fault is not None:
+                if fault.error_after == index:
+                    await response.write(_encode({"error": fault.error}) + b"\n")
+                    await response.write_eof()
+                    return response
+                if fault.malformed_after == index:
+                    await response.write(b'{"model": "' + model.encode() + b'", "message": {oops\n')
+                    await response.write_eof()
+                    return response
+                if fault.cut_after == index:
+                    await response.write_eof()
+                    return response
+                if fault.chunk_delay:
+                    await asyncio.sleep(fault.chunk_delay)
+            line = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": piece}, "done": False}
+            await response.write(_encode(line) + b"\n")
+        final["message"] = {"role": "assistant", "content": ""}
+        await response.write(_encode(final) + b"\n")
+        await response.write_eof()
+        return response
+
+    def _answer(self, body: dict[str, Any]) -> str:
+        if callable(self.reply):
+            return self.reply(body)
+        if isinstance(self.reply, str):
+            return self.reply
+        messages = body.get("messages") or []
+        last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        fmt = body.get("format")
+        if isinstance(fmt, dict):
+            rng = random.Random(len(last))
+            doc = synthesize(fmt, prose=Prose({"product_name": "Fake Ollama Lamp"}, role="fake", task="chat"), rng=rng)
+            return msgspec.json.encode(doc).decode()
+        if fmt == "json":
+            return _encode({"answer": f"fake ollama answer to: {last[:60]}"}).decode()
+        return f"Fake Ollama ({body['model']}) answers: {last[:80]}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_encode({"error": message}), status=status, content_type="application/json", charset="utf-8", headers=headers
+    )
+
+
+def _final(model: str, body: dict[str, Any], eval_count: int, done_reason: str) -> dict[str, Any]:
+    prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+    prompt_eval_count = 11 + prompt_words * 2  # the chat template adds tokens of its own
+    return {
+        "model": model,
+        "created_at": _now(),
+        "done": True,
+        "done_reason": done_reason,
+        "total_duration": 1_218_436_750 + eval_count * 21_000_000,
+        "load_duration": 15_733_208,
+        "prompt_eval_count": prompt_eval_count,
+        "prompt_eval_duration": 143_000_000,
+        "eval_count": eval_count,
+        "eval_duration": eval_count * 21_000_000,
+    }

@@ -1,0 +1,108 @@
+"""Helpers of the LLM Gateway tests: configs built from dicts, provider calls, deadlines, recorded payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from llm_gateway.config import GatewayConfig, parse_gateway_config
+from llm_gateway.providers.base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from shared_contracts.errors import GatewayError
+from shared_contracts.llm import GenerateOptions, Message
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
+OLLAMA = "ollama"
+
+
+def make_config(base_url: str = "http://127.0.0.1:9", **overrides: Any) -> GatewayConfig:
+    """A gateway config with one Ollama provider and the six roles routed, as the seed YAML does."""
+    raw: dict[str, Any] = {
+        "mode": "live",
+        "providers": {
+            "ollama": {"class": "llm_gateway.providers.ollama:OllamaProvider", "base_url": base_url},
+        },
+        "llm_routing": {
+            "rules": [
+                {"role": ["strategist", "copywriter"], "provider": "ollama", "model": "qwen2.5:14b",
+                 "fallbacks": [{"provider": "ollama", "model": "qwen2.5:7b"}]},
+                {"role": ["brand", "brief", "vision", "reviewer"], "provider": "ollama", "model": "qwen2.5:7b"},
+            ],
+        },
+    }
+    raw.update(overrides)
+    return parse_gateway_config(raw)
+
+
+def call(**overrides: Any) -> ProviderCall:
+    """A provider call with sensible defaults."""
+    fields: dict[str, Any] = {
+        "model": "qwen2.5:7b",
+        "messages": [Message(role="user", content="Describe the lamp.")],
+        "options": GenerateOptions(),
+    }
+    fields.update(overrides)
+    return ProviderCall(**fields)
+
+
+def in_seconds(seconds: float) -> float:
+    """An absolute deadline `seconds` from now on the running loop's clock."""
+    return asyncio.get_running_loop().time() + seconds
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+
+class Hang:
+    """A scripted step that never answers (until the caller's deadline cancels it)."""
+
+
+Step = ProviderResult | GatewayError | Hang | list[str | GatewayError]
+
+
+class ScriptedProvider(Provider):
+    """A provider answering from a script of results, errors and hangs; it records every call."""
+
+    def __init__(self, name: str, script: list[Step]) -> None:
+        super().__init__(name, ProviderSettings())
+        self.script = list(script)
+        self.calls: list[ProviderCall] = []
+
+    def _next(self, call: ProviderCall) -> Step:
+        self.calls.append(call)
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        step = self._next(call)
+        if isinstance(step, Hang):
+            await asyncio.Event().wait()
+        if isinstance(step, GatewayError):
+            raise step
+        if isinstance(step, list):
+            return result("".join(p for p in step if isinstance(p, str)))
+        assert isinstance(step, ProviderResult)
+        return step
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        step = self._next(call)
+        if isinstance(step, list):  # text pieces; an error among them is raised at its place
+            for piece in step:
+                if isinstance(piece, GatewayError):
+                    raise piece
+                yield Delta(piece)
+            yield result("".join(step))
+            return
+        if isinstance(step, Hang):
+            await asyncio.Event().wait()
+        if isinstance(step, GatewayError):
+            raise step
+        assert isinstance(step, ProviderResult)
+        yield Delta(step.text)
+        yield step
+
+
+def result(text: str, *, tokens: tuple[int, int] = (10, 5)) -> ProviderResult:
+    return ProviderResult(text=text, finish_reason="stop", input_tokens=tokens[0], output_tokens=tokens[1])

@@ -1,0 +1,221 @@
+"""The Gateway's request path with scripted providers: fallbacks, deadline, repair, attempts, streaming, mock mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llm_gateway.config import parse_gateway_config
+from llm_gateway.gateway import Gateway
+from llm_gateway.providers.mock import MockProvider, MockSettings
+from llm_gateway.routing import Router
+from shared_contracts.errors import (
+    InvalidOutput,
+    InvalidRequest,
+    ProviderUnavailable,
+    RateLimited,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Message, StreamDelta
+
+from ._support import Hang, ScriptedProvider, result
+
+SCHEMA = {"type": "object", "properties": {"headline": {"type": "string"}}, "required": ["headline"],
+          "additionalProperties": False}
+
+
+def gateway(primary: ScriptedProvider, backup: ScriptedProvider | None = None, *, mode: str = "live",
+            live_timeout: float = 30, route_extra: dict[str, Any] | None = None) -> Gateway:
+    rule: dict[str, Any] = {"provider": primary.name, "model": "big", **(route_extra or {})}
+    providers: dict[str, Any] = {primary.name: primary}
+    if backup is not None:
+        rule["fallbacks"] = [{"provider": backup.name, "model": "small"}]
+        providers[backup.name] = backup
+    config = parse_gateway_config({
+        "mode": mode, "timeouts": {"live": live_timeout},
+        "providers": {name: {"class": "tests:Scripted"} for name in providers},
+        "llm_routing": {"rules": [rule]},
+    })
+    providers["mock"] = MockProvider("mock", MockSettings(fixtures_dir="/nonexistent"))
+    return Gateway(router=Router(config.llm_routing, config.timeouts), providers=providers, mode=config.mode)
+
+
+def request(**overrides: Any) -> GenerateRequest:
+    fields: dict[str, Any] = {"role": "copywriter", "task": "headline",
+                              "messages": [Message(role="user", content="Write a headline.")]}
+    fields.update(overrides)
+    return GenerateRequest(**fields)
+
+
+def outcomes(attempts: Any) -> list[tuple[str, str, str]]:
+    return [(a.provider, a.model, a.outcome) for a in attempts]
+
+
+async def test_primary_answers() -> None:
+    primary = ScriptedProvider("a", [result("Hello", tokens=(12, 3))])
+    response = await gateway(primary).generate(request())
+    assert (response.provider, response.model, response.text, response.json) == ("a", "big", "Hello", None)
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (12, 3)
+    assert response.mode == "live" and outcomes(response.attempts) == [("a", "big", "ok")]
+    assert response.attempts[0].error_code is None
+
+
+@pytest.mark.parametrize("error", [UpstreamTimeout("slow"), ProviderUnavailable("down"), UpstreamError("500"),
+                                   RateLimited("429")])
+async def test_retryable_errors_fall_back_in_order(error: Exception) -> None:
+    primary = ScriptedProvider("a", [error])  # type: ignore[list-item]
+    backup = ScriptedProvider("b", [result("from backup")])
+    response = await gateway(primary, backup).generate(request())
+    assert response.provider == "b" and response.model == "small" and response.text == "from backup"
+    code = error.code  # type: ignore[attr-defined]
+    assert outcomes(response.attempts) == [("a", "big", code), ("b", "small", "ok")]
+    assert response.attempts[0].error_code == code
+
+
+async def test_request_errors_do_not_fall_back() -> None:
+    primary = ScriptedProvider("a", [UpstreamRejected("model not found")])
+    backup = ScriptedProvider("b", [result("never")])
+    with pytest.raises(UpstreamRejected) as caught:
+        await gateway(primary, backup).generate(request())
+    assert backup.calls == []
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "upstream_rejected")]
+
+
+async def test_all_targets_failing_raises_the_last_error_with_every_attempt() -> None:
+    primary = ScriptedProvider("a", [ProviderUnavailable("down")])
+    backup = ScriptedProvider("b", [UpstreamError("broken")])
+    with pytest.raises(UpstreamError) as caught:
+        await gateway(primary, backup).generate(request())
+    assert caught.value.message == "broken"
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "provider_unavailable"),
+                                                           ("b", "small", "upstream_error")]
+
+
+async def test_deadline_covers_the_whole_call_fallbacks_included() -> None:
+    primary = ScriptedProvider("a", [Hang()])
+    backup = ScriptedProvider("b", [result("too late")])
+    with pytest.raises(UpstreamTimeout) as caught:
+        await gateway(primary, backup, live_timeout=0.2).generate(request())
+    assert backup.calls == []  # the hang used the whole deadline; nothing was left for the fallback
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "upstream_timeout")]
+    assert caught.value.details["timeout_s"] == 0.2
+
+
+async def test_structured_output_is_parsed_and_validated() -> None:
+    primary = ScriptedProvider("a", [result('```json\n{"headline": "Aurora"}\n```')])
+    response = await gateway(primary).generate(request(response_schema=SCHEMA))
+    assert response.json == {"headline": "Aurora"}
+
+
+async def test_invalid_output_gets_one_repair_with_the_validation_error() -> None:
+    primary = ScriptedProvider("a", [result('{"title": "wrong key"}', tokens=(10, 4)),
+                                     result('{"headline": "fixed"}', tokens=(30, 5))])
+    response = await gateway(primary).generate(request(response_schema=SCHEMA))
+    assert response.json == {"headline": "fixed"} and response.text == '{"headline": "fixed"}'
+    assert outcomes(response.attempts) == [("a", "big", "invalid_output"), ("a", "big", "ok")]
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (40, 9)
+    repair = primary.calls[1].messages
+    assert repair[-2].role == "assistant" and repair[-2].content == '{"title": "wrong key"}'
+    assert repair[-1].role == "user" and "headline" in repair[-1].content and "required" in repair[-1].content
+
+
+async def test_still_invalid_after_repair_is_422_with_the_error() -> None:
+    primary = ScriptedProvider("a", [result("not json at all")])
+    with pytest.raises(InvalidOutput) as caught:
+        await gateway(primary).generate(request(response_schema=SCHEMA))
+    err = caught.value
+    assert err.status == 422 and "not valid JSON" in err.message and err.details["path"] == "$"
+    assert outcomes(err.details["attempts"]) == [("a", "big", "invalid_output")] * 2
+    assert len(primary.calls) == 2
+
+
+@pytest.mark.parametrize("schema", [{"type": "array"}, {"type": "object", "properties": {"a": {"type": "nope"}}}])
+async def test_unusable_schema_is_a_400_before_any_call(schema: dict[str, Any]) -> None:
+    primary = ScriptedProvider("a", [result("{}")])
+    with pytest.raises(InvalidRequest):
+        await gateway(primary).generate(request(response_schema=schema))
+    assert primary.calls == []
+
+
+async def test_route_options_are_defaults_the_client_overrides() -> None:
+    primary = ScriptedProvider("a", [result("ok")])
+    gw = gateway(primary, route_extra={"options": {"temperature": 0.1, "max_tokens": 100}, "extra": {"keep_alive": "1m"}})
+    await gw.generate(request(options=GenerateOptions(max_tokens=7)))
+    sent = primary.calls[0]
+    assert (sent.options.temperature, sent.options.max_tokens) == (0.1, 7)
+    assert sent.extra == {"keep_alive": "1m"} and sent.role == "copywriter" and sent.task == "headline"
+
+
+async def test_mock_mode_answers_from_the_mock_with_the_live_routes_model() -> None:
+    primary = ScriptedProvider("a", [result("live")])
+    gw = gateway(primary, mode="mock")
+    response = await gw.generate(request(response_schema=SCHEMA, payload={"product_name": "Aurora"}))
+    assert (response.mode, response.provider, response.model) == ("mock", "mock", "big")
+    assert response.json is not None and "Aurora" in response.json["headline"]
+    assert primary.calls == []
+    live = await gw.generate(request(), mode="live")
+    assert (live.mode, live.provider) == ("live", "a")
+
+
+async def collect(gw: Gateway, req: GenerateRequest) -> tuple[list[str], GenerateResponse]:
+    pieces: list[str] = []
+    final = None
+    async for item in gw.stream(req):
+        if isinstance(item, StreamDelta):
+            pieces.append(item.text)
+        else:
+            final = item
+    assert final is not None
+    return pieces, final
+
+
+async def test_stream_pieces_then_one_response() -> None:
+    primary = ScriptedProvider("a", [["Hel", "lo"]])
+    pieces, final = await collect(gateway(primary), request())
+    assert pieces == ["Hel", "lo"] and final.text == "Hello" and outcomes(final.attempts) == [("a", "big", "ok")]
+
+
+async def test_stream_falls_back_while_nothing_was_sent() -> None:
+    primary = ScriptedProvider("a", [[ProviderUnavailable("down")]])
+    backup = ScriptedProvider("b", [["from ", "backup"]])
+    pieces, final = await collect(gateway(primary, backup), request())
+    assert pieces == ["from ", "backup"] and final.provider == "b"
+    assert outcomes(final.attempts) == [("a", "big", "provider_unavailable"), ("b", "small", "ok")]
+
+
+async def test_stream_does_not_fall_back_after_text_was_sent() -> None:
+    primary = ScriptedProvider("a", [["partial", UpstreamError("line error")]])
+    backup = ScriptedProvider("b", [["never"]])
+    with pytest.raises(UpstreamError) as caught:
+        await collect(gateway(primary, backup), request())
+    assert backup.calls == [] and outcomes(caught.value.details["attempts"]) == [("a", "big", "upstream_error")]
+
+
+async def test_stream_deadline() -> None:
+    with pytest.raises(UpstreamTimeout):
+        await collect(gateway(ScriptedProvider("a", [Hang()]), live_timeout=0.2), request())
+
+
+async def test_stream_structured_output_is_validated_at_the_end() -> None:
+    primary = ScriptedProvider("a", [['{"head', 'line": "A"}']])
+    pieces, final = await collect(gateway(primary), request(response_schema=SCHEMA))
+    assert final.json == {"headline": "A"}
+
+
+async def test_route_errors_raise_before_streaming() -> None:
+    gw = gateway(ScriptedProvider("a", [result("x")]))
+    with pytest.raises(InvalidRequest):
+        gw.stream(request(response_schema={"type": "string"}))
+
+
+async def test_readiness_checks_the_providers_the_mode_uses() -> None:
+    class Down(ScriptedProvider):
+        async def health(self, *, deadline: float) -> None:
+            raise ProviderUnavailable("refused")
+
+    gw = gateway(Down("a", [result("x")]))
+    assert await gw.check_ready(timeout=1) == {"a": "provider_unavailable: refused"}
+    assert await gw.check_ready(timeout=1, mode="mock") == {}
