@@ -63,7 +63,7 @@ def console_scripts() -> dict[str, str]:
 def default_port(package: str) -> int | None:
     """The `default_port=` the service's CLI passes to parse_serve_args, read from its source."""
     for path in (REPO / package).rglob("*.py"):
-        match = re.search(r"default_port\s*=\s*(\d+)", path.read_text(encoding="utf-8"))
+        match = re.search(r"(?:default_port|DEFAULT_PORT)\s*=\s*(\d+)", path.read_text(encoding="utf-8"))
         if match:
             return int(match.group(1))
     return None
