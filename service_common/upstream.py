@@ -7,10 +7,11 @@ provider, and a vendor-specific `ErrorMapper` turns non-200 answers into the err
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import aiohttp
 import msgspec
@@ -21,8 +22,11 @@ from .config import ConfigError
 
 __all__ = [
     "ErrorMapper",
+    "KeyedSettings",
     "SseEvent",
     "UpstreamClient",
+    "UpstreamOwner",
+    "keyed_client",
     "masked_repr",
     "merge_extra",
     "read_sse",
@@ -58,6 +62,40 @@ def masked_repr(struct: msgspec.Struct, secret_fields: tuple[str, ...] = ("api_k
         shown = ("'***'" if value else "''") if field in secret_fields else repr(value)
         parts.append(f"{field}={shown}")
     return f"{type(struct).__name__}({', '.join(parts)})"
+
+
+class KeyedSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """YAML keys of every keyed cloud provider, mixed into each gateway's ProviderSettings.
+
+    `api_key` comes from `${VAR}` in YAML; `api_key_env` names VAR for the start-up error. An unset
+    variable reads as YAML null, kept as None so that error can still name it.
+    """
+
+    base_url: str
+    api_key: str | None = None
+    api_key_env: str
+    # False only for keyless OpenAI-compatible servers (a local vLLM or llama.cpp server).
+    key_required: bool = True
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+
+def keyed_client(
+    name: str,
+    settings: KeyedSettings,
+    *,
+    headers: Callable[[str], Mapping[str, str]],
+    on_error: ErrorMapper,
+) -> UpstreamClient:
+    """Check the key (a ConfigError names the variable) and build the client whose `headers(key)` carry it."""
+    if settings.key_required:
+        require_key(f"providers.{name}", settings.api_key, settings.api_key_env)
+    key = settings.api_key or ""
+    return UpstreamClient(
+        name, headers=headers(key), on_error=on_error, max_connections=settings.max_connections, secret=key
+    )
 
 
 def merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,3 +255,30 @@ class UpstreamClient:
             scrubbed = err.message.replace(self._secret, "***")
             err = type(err)(scrubbed, details=err.details, retry_after=err.retry_after)
         return err
+
+
+class UpstreamOwner(abc.ABC):
+    """Mixin of a provider that talks to one keyed cloud API (LLM or image alike).
+
+    `attach_client` (called from the provider's constructor) checks the key, so a missing one stops
+    start-up, and builds `client`; `start`/`close` open and close it with the provider.
+    """
+
+    error_mapper: ClassVar[ErrorMapper]
+    client: UpstreamClient
+    base_url: str
+
+    def attach_client(self, name: str, settings: KeyedSettings) -> None:
+        """Build `client` for provider `name`; raises ConfigError when an active provider has no key."""
+        self.base_url = settings.base_url.rstrip("/")
+        self.client = keyed_client(name, settings, headers=self.auth_headers, on_error=type(self).error_mapper)
+
+    @abc.abstractmethod
+    def auth_headers(self, key: str) -> Mapping[str, str]:
+        """The headers every request carries: the key and, where the API wants one, its version."""
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def close(self) -> None:
+        await self.client.close()

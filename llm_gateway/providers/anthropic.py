@@ -79,8 +79,8 @@ class AnthropicProvider(CloudProvider):
     settings: AnthropicSettings
     error_mapper = staticmethod(anthropic_error)
 
-    def auth_headers(self) -> Mapping[str, str]:
-        return {"x-api-key": self._api_key, "anthropic-version": self.settings.version}
+    def auth_headers(self, key: str) -> Mapping[str, str]:
+        return {"x-api-key": key, "anthropic-version": self.settings.version}
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
         raw = await self.client.post_json(self._url, self._body(call, stream=False), deadline=deadline)

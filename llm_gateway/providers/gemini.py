@@ -12,6 +12,13 @@ from typing import Any, Literal
 import msgspec
 
 from service_common.cloud_errors import gemini_error
+from service_common.gemini_wire import (
+    BLOCKED_FINISH_REASONS,
+    Candidate,
+    GenerateContentResponse,
+    UsageMetadata,
+    decode_response,
+)
 from service_common.upstream import merge_extra
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
@@ -31,41 +38,7 @@ class GeminiSettings(CloudSettings, kw_only=True):
     schema_field: Literal["responseJsonSchema", "responseSchema"] = "responseJsonSchema"
 
 
-class _Part(msgspec.Struct):
-    text: str | None = None
-    thought: bool = False
-
-
-class _Content(msgspec.Struct):
-    parts: list[_Part] = []
-
-
-class _Candidate(msgspec.Struct, rename="camel"):
-    content: _Content | None = None
-    finish_reason: str | None = None
-
-
-class _PromptFeedback(msgspec.Struct, rename="camel"):
-    block_reason: str | None = None
-
-
-class _UsageMetadata(msgspec.Struct, rename="camel"):
-    prompt_token_count: int = 0
-    candidates_token_count: int = 0
-    thoughts_token_count: int = 0
-
-
-class _Response(msgspec.Struct, rename="camel"):
-    candidates: list[_Candidate] = []
-    prompt_feedback: _PromptFeedback | None = None
-    usage_metadata: _UsageMetadata | None = None
-    error: dict[str, Any] | None = None
-
-
-_decode_response = msgspec.json.Decoder(_Response)
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-# Finish reasons that mean the answer was withheld rather than cut or completed.
-_BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
 
 
 class GeminiProvider(CloudProvider):
@@ -75,8 +48,8 @@ class GeminiProvider(CloudProvider):
     settings: GeminiSettings
     error_mapper = staticmethod(gemini_error)
 
-    def auth_headers(self) -> Mapping[str, str]:
-        return {"x-goog-api-key": self._api_key}
+    def auth_headers(self, key: str) -> Mapping[str, str]:
+        return {"x-goog-api-key": key}
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
         raw = await self.client.post_json(self._url(call, "generateContent"), self._body(call), deadline=deadline)
@@ -85,18 +58,18 @@ class GeminiProvider(CloudProvider):
             raise self._blocked(reply)
         candidate = reply.candidates[0]
         text = _text(candidate)
-        if not text and candidate.finish_reason in _BLOCKED:
+        if not text and candidate.finish_reason in BLOCKED_FINISH_REASONS:
             raise self._blocked(reply)
         return self._result(text, candidate.finish_reason, reply.usage_metadata)
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         pieces: list[str] = []
         finish: str | None = None
-        usage: _UsageMetadata | None = None
+        usage: UsageMetadata | None = None
         url = self._url(call, "streamGenerateContent") + "?alt=sse"
         async for event in self.client.post_sse(url, self._body(call), deadline=deadline):
             chunk = self._decode(event.data.encode())
-            if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
+            if chunk.block_reason:
                 raise self._blocked(chunk)
             usage = chunk.usage_metadata or usage  # cumulative; the last chunk has the totals
             for candidate in chunk.candidates[:1]:
@@ -107,8 +80,8 @@ class GeminiProvider(CloudProvider):
                 finish = candidate.finish_reason or finish
         if finish is None:
             raise UpstreamError(f"{self.name}: the stream ended early", details={"provider": self.name})
-        if not pieces and finish in _BLOCKED:
-            raise self._blocked(_Response(candidates=[_Candidate(finish_reason=finish)]))
+        if not pieces and finish in BLOCKED_FINISH_REASONS:
+            raise self._blocked(GenerateContentResponse(candidates=[Candidate(finish_reason=finish)]))
         yield self._result("".join(pieces), finish, usage)
 
     async def health(self, *, deadline: float) -> None:
@@ -145,9 +118,9 @@ class GeminiProvider(CloudProvider):
             body["generationConfig"] = generation
         return merge_extra(body, call.extra)
 
-    def _decode(self, raw: bytes) -> _Response:
+    def _decode(self, raw: bytes) -> GenerateContentResponse:
         try:
-            reply = _decode_response.decode(raw)
+            reply = decode_response.decode(raw)
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"{self.name}: unreadable answer", details={"provider": self.name}) from exc
         if reply.error is not None:
@@ -155,8 +128,8 @@ class GeminiProvider(CloudProvider):
             raise self.client.error(int(reply.error.get("code") or 500), msgspec.json.encode({"error": reply.error}))
         return reply
 
-    def _blocked(self, reply: _Response) -> UpstreamRejected:
-        reason = reply.prompt_feedback.block_reason if reply.prompt_feedback else None
+    def _blocked(self, reply: GenerateContentResponse) -> UpstreamRejected:
+        reason = reply.block_reason
         where = "prompt"
         if reason is None and reply.candidates:
             reason, where = reply.candidates[0].finish_reason, "answer"
@@ -165,8 +138,8 @@ class GeminiProvider(CloudProvider):
             details={"provider": self.name, "reason": "blocked", "block_reason": reason or "UNSPECIFIED"},
         )
 
-    def _result(self, text: str, finish: str | None, usage: _UsageMetadata | None) -> ProviderResult:
-        usage = usage or _UsageMetadata()
+    def _result(self, text: str, finish: str | None, usage: UsageMetadata | None) -> ProviderResult:
+        usage = usage or UsageMetadata()
         return ProviderResult(
             text=text,
             finish_reason=_FINISH.get(finish or "STOP", "stop"),
@@ -176,7 +149,6 @@ class GeminiProvider(CloudProvider):
         )
 
 
-def _text(candidate: _Candidate) -> str:
+def _text(candidate: Candidate) -> str:
     # Every text part counts, except thought summaries, which are not the answer.
-    parts = candidate.content.parts if candidate.content else []
-    return "".join(p.text for p in parts if p.text and not p.thought)
+    return "".join(p.text for p in candidate.answer_parts() if p.text)

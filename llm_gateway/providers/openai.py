@@ -86,8 +86,8 @@ class OpenAIProvider(CloudProvider):
     settings: OpenAISettings
     error_mapper = staticmethod(openai_error)
 
-    def auth_headers(self) -> Mapping[str, str]:
-        auth = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+    def auth_headers(self, key: str) -> Mapping[str, str]:
+        auth = {"authorization": f"Bearer {key}"} if key else {}
         return {**self.settings.headers, **auth}
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:

@@ -66,6 +66,11 @@ class CompatResponse(ClientResponse):
         super().__init__(*args, **kwargs)
 
 
+def sent_bodies(upstream: aioresponses, method: str, url: str) -> list[dict[str, Any]]:
+    """The JSON bodies of every request made to `url`, in order."""
+    return [msgspec.json.decode(call.kwargs["data"]) for call in upstream.requests.get((method, URL(url)), [])]
+
+
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Any:
     """aioresponses, patched for aiohttp 3.14, intercepting every aiohttp request of the test."""
