@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run-llm run-media run-orchestrator clean
+.PHONY: install test run-llm run-media run-orchestrator e2e samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,6 +26,14 @@ run-media: $(STAMP)
 
 run-orchestrator: $(STAMP)
 	$(BIN)/orchestrator
+
+# The P0 flow end to end (issue 4): the three services as processes in mock mode; exit code = pass/fail.
+e2e: $(STAMP)
+	$(BIN)/python tests/e2e/run_e2e.py
+
+# Agent input/output JSON samples in docs/samples/, regenerated from a mock run.
+samples: $(STAMP)
+	$(BIN)/python orchestrator/scripts/regenerate_samples.py
 
 clean:
 	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis

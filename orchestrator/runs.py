@@ -99,18 +99,19 @@ class FileRunStore(RunStore):
         return _decode.decode(raw)
 
     async def recent(self, limit: int) -> list[RunDocument]:
-        names = await asyncio.to_thread(self._newest_names, limit)
+        names = await asyncio.to_thread(self._names_newest_first)
         docs: list[RunDocument] = []
         for name in names:
+            if len(docs) == limit:
+                break
             try:
                 docs.append(await self.get(name))
             except (NotFound, msgspec.DecodeError):
-                continue
+                continue  # removed meanwhile, or not a run document: skip it, keep the list whole
         return docs
 
-    def _newest_names(self, limit: int) -> list[str]:
+    def _names_newest_first(self) -> list[str]:
         if not self.directory.is_dir():
             return []
         # Run ids start with their UTC start time, so name order is start order.
-        stems = sorted((p.stem for p in self.directory.glob("*.json") if is_run_id(p.stem)), reverse=True)
-        return stems[:limit]
+        return sorted((p.stem for p in self.directory.glob("*.json") if is_run_id(p.stem)), reverse=True)

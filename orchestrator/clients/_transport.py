@@ -15,6 +15,7 @@ import msgspec
 import structlog
 
 from orchestrator.config import GatewayClientConfig
+from service_common.tracing import outbound_headers
 from shared_contracts.errors import (
     GatewayError,
     ProviderUnavailable,
@@ -140,7 +141,10 @@ class Transport:
     async def _send(
         self, method: str, path: str, body: bytes | None, request_id: str | None, timeout_s: float
     ) -> tuple[int, bytes, Mapping[str, str]]:
-        headers = {"content-type": "application/json"} if body is not None else {}
+        # The current request's id and W3C trace context, so the gateways' logs join this service's.
+        headers = outbound_headers()
+        if body is not None:
+            headers["content-type"] = "application/json"
         if request_id:
             headers["x-request-id"] = request_id
         started = time.monotonic()

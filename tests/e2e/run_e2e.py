@@ -1,0 +1,139 @@
+"""End to end in mock mode: the three services as separate processes on loopback, one P0 run through them.
+
+    python tests/e2e/run_e2e.py [--product FILE]        (or: make e2e)
+
+Starts the LLM and Media Gateways, then the orchestrator pointed at them (free ports, GENERATOR_MODE=mock,
+temporary image store and runs folder), POSTs a sample product, checks the document (six outputs, an
+image URL that serves a PNG, the run stored), prints the summary, stops all three. Exit code 0 = pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import msgspec
+from PIL import Image
+
+from orchestrator.processes import REPO_ROOT, ServiceGroup, ServiceStartError, gateway_specs, orchestrator_spec
+from orchestrator.standalone import format_summary
+from shared_contracts.flows import RunDocument
+
+__all__ = ["E2EResult", "ROLES", "run_e2e"]
+
+ROLES = ["brand", "brief", "strategist", "copywriter", "vision", "reviewer"]
+DEFAULT_PRODUCT = REPO_ROOT / "orchestrator" / "samples" / "ko_tumbler.json"
+RUNS_PATH = "/api/v1/flows/p0-product-detail/runs"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class E2EResult:
+    """What the run produced and every check that failed (empty = pass)."""
+
+    doc: RunDocument | None = None
+    failures: list[str] = field(default_factory=list)
+    total_s: float = 0.0
+    png_size: tuple[int, int] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.doc is not None and not self.failures
+
+
+def _mock_env(environ: Mapping[str, str], work: Path) -> dict[str, str]:
+    env = {k: v for k, v in environ.items() if k not in ("LLM_GATEWAY_URL", "MEDIA_GATEWAY_URL")}
+    env.update(
+        GENERATOR_MODE="mock",
+        MEDIA_STORE_DIR=str(work / "media"),
+        ORCHESTRATOR_RUNS_DIR=str(work / "runs"),
+        LOG_LEVEL=env.get("LOG_LEVEL", "warning"),
+    )
+    return env
+
+
+async def run_e2e(product_path: Path, *, work: Path, environ: Mapping[str, str] | None = None) -> E2EResult:
+    """Start the three services, run the flow through the orchestrator's API, check the result, stop them."""
+    started = time.monotonic()
+    result = E2EResult()
+    env = _mock_env(os.environ if environ is None else environ, work)
+    product = msgspec.json.decode(product_path.read_bytes())
+    async with ServiceGroup(log_dir=work / "logs", base_env=env) as group:
+        llm, media = await group.start(gateway_specs())
+        [orchestrator] = await group.start([orchestrator_spec(llm.url, media.url)])
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await _check(session, orchestrator.url, product, result)
+    result.total_s = time.monotonic() - started
+    return result
+
+
+async def _check(session: aiohttp.ClientSession, base: str, product: object, result: E2EResult) -> None:
+    fail = result.failures.append
+    async with session.get(f"{base}/readyz") as resp:
+        if resp.status != 200:
+            fail(f"orchestrator /readyz answered {resp.status}: {await resp.text()}")
+    async with session.post(base + RUNS_PATH, json={"product": product, "wait": True}) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            fail(f"POST {RUNS_PATH} answered {resp.status}: {body[:500]!r}")
+            return
+    doc = result.doc = msgspec.json.decode(body, type=RunDocument)
+    if doc.status != "succeeded":
+        fail(f"run status is {doc.status} (failed step {doc.failed_step}: {doc.error})")
+    if doc.mode != "mock":
+        fail(f"run mode is {doc.mode}, expected mock")
+    missing = [role for role in ROLES if not doc.outputs.get(role)]
+    if missing:
+        fail(f"outputs missing for {', '.join(missing)}")
+    if not doc.images:
+        fail("no image in the run document")
+    else:
+        async with session.get(doc.images[0].url) as resp:
+            png = await resp.read()
+            if resp.status != 200 or resp.content_type != "image/png" or not png.startswith(_PNG):
+                fail(f"image URL {doc.images[0].url} answered {resp.status} {resp.content_type}, not a PNG")
+            else:
+                with Image.open(io.BytesIO(png)) as image:
+                    result.png_size = image.size
+                if result.png_size != (doc.images[0].width, doc.images[0].height):
+                    fail(f"PNG is {result.png_size}, the document says {doc.images[0].width}x{doc.images[0].height}")
+    async with session.get(f"{base}/api/v1/runs/{doc.run_id}") as resp:
+        if resp.status != 200:
+            fail(f"GET /api/v1/runs/{doc.run_id} answered {resp.status}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for `make e2e`; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="run_e2e")
+    parser.add_argument("--product", type=Path, default=DEFAULT_PRODUCT)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pdp-e2e-") as tmp:
+        try:
+            result = asyncio.run(run_e2e(args.product, work=Path(tmp)))
+        except ServiceStartError as exc:
+            print(f"e2e: FAIL: {exc}", file=sys.stderr)
+            return 1
+    if result.doc is not None:
+        print(format_summary(result.doc))
+    if result.png_size is not None:
+        print(f"  image fetched: PNG {result.png_size[0]}x{result.png_size[1]}")
+    for failure in result.failures:
+        print(f"e2e: check failed: {failure}", file=sys.stderr)
+    verdict = "PASS" if result.passed else "FAIL"
+    duration = f"{result.doc.duration_ms:.0f} ms" if result.doc and result.doc.duration_ms is not None else "-"
+    print(f"e2e: {verdict}  (flow {duration}, whole e2e incl. start-up and shutdown {result.total_s:.1f} s)")
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Fixtures for the orchestrator's tests: clients pointed at fake base URLs, with a recording sleep."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aioresponses.core as aioresponses_core
+import pytest
+from aioresponses import aioresponses
+
+from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport
+from orchestrator.config import GatewayClientConfig
+from tests.llm_gateway_cloud._support import CompatResponse
+from tests.orchestrator.answers import LLM_URL, MEDIA_URL
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep: records each requested delay and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def client_config(base_url: str, **overrides: Any) -> GatewayClientConfig:
+    """A client config with small, test-friendly numbers."""
+    values: dict[str, Any] = {"base_url": base_url, "timeout_s": 5.0, "timeout_margin_s": 1.0, "max_retries": 2}
+    values.update(overrides)
+    return GatewayClientConfig(**values)
+
+
+@pytest.fixture
+def sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """aioresponses (patched for aiohttp 3.14, as the cloud provider tests do) intercepting the gateways."""
+    monkeypatch.setattr(aioresponses_core, "ClientResponse", CompatResponse)
+    with aioresponses(passthrough=["http://127.0.0.1"]) as mocked:
+        yield mocked
+
+
+@pytest.fixture
+async def llm(sleep: RecordingSleep) -> AsyncIterator[LLMGatewayClient]:
+    client = LLMGatewayClient(Transport("llm", client_config(LLM_URL), sleep=sleep))
+    await client.start()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def media(sleep: RecordingSleep) -> AsyncIterator[MediaGatewayClient]:
+    client = MediaGatewayClient(Transport("media", client_config(MEDIA_URL), sleep=sleep))
+    await client.start()
+    yield client
+    await client.close()
