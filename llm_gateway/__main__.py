@@ -6,12 +6,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from service_common.checkconfig import check_config_command
 from service_common.config import ConfigError
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
 
 from .app import create_app
-from .config import load_gateway_config
+from .config import GatewayConfig, load_gateway_config
 
 __all__ = ["main"]
 
@@ -21,8 +22,13 @@ CONFIG_ENV = "LLM_GATEWAY_CONFIG"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the gateway; a configuration error prints one line and exits with status 2."""
+    """Run the gateway (or `check-config PATH`); a configuration error prints one line and exits with status 2."""
     environ = dict(os.environ)
+    checked = check_config_command(
+        argv, prog="llm-gateway", config_type=GatewayConfig, load=lambda path: load_gateway_config(path, environ=environ)
+    )
+    if checked is not None:
+        raise SystemExit(checked)
     args = parse_serve_args(
         argv,
         prog="llm-gateway",
@@ -33,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         config = load_gateway_config(args.config, environ=environ)
-        app = create_app(config)
+        app = create_app(config, environ=environ, reload_from=args.config)
     except ConfigError as exc:
         print(f"llm-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from service_common.metrics import LLMMetrics, instrument
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import ErrorEnvelope, GatewayError, InvalidRequest, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
@@ -23,6 +25,7 @@ from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, Stream
 from .config import GatewayConfig, with_mode_from_env
 from .gateway import Gateway
 from .registry import build_providers
+from .reload import RoutingReloader
 from .routing import Router
 
 __all__ = ["MODE_HEADER", "create_app", "build_gateway"]
@@ -48,8 +51,9 @@ def build_gateway(config: GatewayConfig) -> Gateway:
 class _Endpoints:
     """Request handlers bound to one Gateway; each logs exactly one line per request."""
 
-    def __init__(self, gateway: Gateway, config: GatewayConfig) -> None:
+    def __init__(self, gateway: Gateway, config: GatewayConfig, metrics: LLMMetrics) -> None:
         self.gateway = gateway
+        self.metrics = metrics
         self.max_body = config.max_body_bytes
         self.health_timeout = config.health_timeout
         self.log = structlog.get_logger(component="llm_gateway")
@@ -75,6 +79,7 @@ class _Endpoints:
         *,
         stream: bool,
     ) -> None:
+        self.metrics.observe_generation(body, response, error)
         fields: dict[str, Any] = {
             "role": body.role if body else None,
             "task": body.task if body else None,
@@ -162,19 +167,34 @@ class _Endpoints:
         return Response(_encode({"status": "ready", "mode": self.gateway.mode}), media_type=_JSON)
 
 
-def create_app(config: GatewayConfig, *, environ: Mapping[str, str] | None = None) -> Starlette:
-    """The ASGI app. `environ`, when given, may override the mode (`GENERATOR_MODE`); providers start in the lifespan."""
+def create_app(
+    config: GatewayConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    metrics: LLMMetrics | None = None,
+    reload_from: Path | None = None,
+) -> Starlette:
+    """The ASGI app. `environ`, when given, may override the mode (`GENERATOR_MODE`); providers start in the lifespan.
+
+    `metrics` defaults to a fresh registry of this app's own; with `reload_from`, SIGHUP re-reads that file's routing.
+    """
     if environ is not None:
         config = with_mode_from_env(config, environ)
     gateway = build_gateway(config)
-    endpoints = _Endpoints(gateway, config)
+    metrics = metrics if metrics is not None else LLMMetrics()
+    endpoints = _Endpoints(gateway, config, metrics)
+    reloader = None if reload_from is None else RoutingReloader(gateway, config, path=reload_from, environ=environ or {})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
             await gateway.start()
+            if reloader is not None:
+                reloader.install()
             yield {"gateway": gateway}
         finally:
+            if reloader is not None:
+                reloader.uninstall()
             await gateway.close()
 
     routes = [
@@ -191,4 +211,5 @@ def create_app(config: GatewayConfig, *, environ: Mapping[str, str] | None = Non
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    instrument(app, metrics)
     return app

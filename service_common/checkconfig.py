@@ -20,7 +20,9 @@ import msgspec
 
 from .config import ConfigError, convert_section, read_yaml
 
-__all__ = ["config_problems", "run_check_config"]
+__all__ = ["CHECK_CONFIG", "check_config_command", "config_problems", "run_check_config"]
+
+CHECK_CONFIG = "check-config"
 
 
 def _join(path: str, key: object) -> str:
@@ -115,3 +117,13 @@ def _describe(path: Path, config_type: type[Any], exc: Exception, environ: Mappi
     # The loader converts before it checks references, so when the schema walk finds problems its one
     # message is among them; when the walk finds none, the loader refused something only it can check.
     return config_problems({} if raw is None else raw, config_type) or [loader_says]
+
+
+def check_config_command(
+    argv: Sequence[str] | None, *, prog: str, config_type: type[Any], load: Callable[[Path], object]
+) -> int | None:
+    """The exit code of `<prog> check-config PATH`, or None when `argv` is not that subcommand."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != [CHECK_CONFIG]:
+        return None
+    return run_check_config(args[1:], prog=prog, config_type=config_type, load=load)

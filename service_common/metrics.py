@@ -9,15 +9,23 @@ Series of one service only (tokens, media jobs, flow steps) live in small subcla
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared_contracts.errors import GatewayError
+from shared_contracts.flows import RunDocument
+from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse
+from shared_contracts.media import Job
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -33,15 +41,28 @@ __all__ = [
 # Mock answers take milliseconds, live ones up to the 180 s deadline: the buckets span both.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180, 300)
 REQUEST_LABELS = ("endpoint", "method", "role", "task", "provider", "model", "outcome")
-_STATE_KEY = "metric_labels"
 _NO_LABELS: Mapping[str, str] = {}
 # Role and task are caller-chosen strings: past this many series they are folded into "_other".
 _MAX_REQUEST_SERIES = 2_000
 
 
-def label_request(scope: Scope, *, role: str = "", task: str = "", provider: str = "", model: str = "") -> None:
-    """Attach what the handler learnt (route, provider, model) to the request's metric labels."""
-    scope.setdefault("state", {})[_STATE_KEY] = {"role": role, "task": task, "provider": provider, "model": model}
+# The current request's extra labels. Set by the middleware to a fresh dict, so handlers (and tasks they
+# spawn, which copy the context but share the dict) can add to it without being handed the request.
+_request_labels: ContextVar[dict[str, str] | None] = ContextVar("pdp_request_labels", default=None)
+
+
+def label_request(
+    *, role: str = "", task: str = "", provider: str = "", model: str = "", outcome: str | None = None
+) -> None:
+    """Attach what the handler learnt to the current request's metric labels (a no-op outside one).
+
+    `outcome` overrides the status-derived one, for failures reported inside a 200 stream.
+    """
+    labels = _request_labels.get()
+    if labels is not None:
+        labels.update(role=role, task=task, provider=provider, model=model)
+        if outcome is not None:
+            labels["outcome"] = outcome
 
 
 class Metrics:
@@ -87,7 +108,7 @@ class Metrics:
 
 
 class LLMMetrics(Metrics):
-    """LLM Gateway: tokens in and out per provider and model."""
+    """LLM Gateway: tokens in and out per provider and model, and every attempt as an upstream call."""
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry=registry)
@@ -101,6 +122,40 @@ class LLMMetrics(Metrics):
         self.tokens.labels(provider, model, "in").inc(input_tokens)
         self.tokens.labels(provider, model, "out").inc(output_tokens)
 
+    def observe_generation(
+        self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None
+    ) -> None:
+        """Label the current request by route and answer, count tokens, and time each attempt upstream."""
+        role, task = (request.role, request.task) if request is not None else ("", "")
+        if response is not None:
+            label_request(role=role, task=task, provider=response.provider, model=response.model)
+            self.count_tokens(response.provider, response.model, input_tokens=response.usage.input_tokens,
+                              output_tokens=response.usage.output_tokens)
+            attempts: Iterable[Any] = response.attempts
+        else:
+            attempts = (error.details.get("attempts") or []) if error is not None else []
+            last = attempts[-1] if attempts else None
+            label_request(role=role, task=task, provider=getattr(last, "provider", ""),
+                          model=getattr(last, "model", ""), outcome=error.code if error is not None else None)
+        for attempt in attempts:
+            if isinstance(attempt, Attempt):
+                self.observe_upstream(attempt.provider, attempt.model, attempt.outcome, attempt.latency_ms / 1000)
+
+
+class _QueueCollector(Collector):
+    """`pdp_media_queue_depth`, computed when scraped so the job path pays nothing for it."""
+
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "pdp_media_queue_depth", "Image jobs queued or running, per provider.", labels=("provider", "state")
+        )
+        for (provider, state), value in sorted(self.read().items()):
+            family.add_metric((provider, state), value)
+        yield family
+
 
 class MediaMetrics(Metrics):
     """Media Gateway: job durations by final status, and the queue depth read at scrape time."""
@@ -111,22 +166,18 @@ class MediaMetrics(Metrics):
             "pdp_media_job_duration_seconds", "Image jobs from creation to their final status.",
             ("provider", "workflow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "pdp_media_queue_depth", "Image jobs waiting or running, per provider.", ("provider", "state"),
-            registry=self.registry,
-        )
 
-    def observe_job(self, provider: str, workflow: str, status: str, seconds: float) -> None:
-        """A job reached `status` (succeeded, failed, canceled) after `seconds`."""
-        self.job_duration.labels(provider, workflow, status).observe(seconds)
+    def observe_job(self, job: Job) -> None:
+        """A job reached its final status; its own `latency_ms` is the duration."""
+        self.job_duration.labels(job.provider, job.workflow, job.status).observe((job.latency_ms or 0.0) / 1000)
 
-    def track_queue(self, provider: str, state: str, read: Callable[[], float]) -> None:
-        """Report `read()` as the depth of `provider`'s `state` (queued, running) when scraped."""
-        self.queue_depth.labels(provider, state).set_function(read)
+    def track_queue(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
+        """Report `read()` ({(provider, state): count}) as the queue depth whenever the registry is scraped."""
+        self.registry.register(_QueueCollector(read))
 
 
 class FlowMetrics(Metrics):
-    """Orchestrator: flow runs and each agent step, by outcome."""
+    """Orchestrator: flow runs and each agent step, by final status."""
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry=registry)
@@ -138,6 +189,20 @@ class FlowMetrics(Metrics):
             "pdp_flow_run_duration_seconds", "A whole flow run, by final status.",
             ("flow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+
+    def observe_run(self, doc: RunDocument) -> None:
+        """A run ended: its duration, and each step that ran, with the gateway call it made."""
+        self.run_duration.labels(doc.flow, doc.status).observe((doc.duration_ms or 0.0) / 1000)
+        for role, step in doc.steps.items():
+            if step.latency_ms is None:
+                continue
+            self.step_duration.labels(doc.flow, role, step.status).observe(step.latency_ms / 1000)
+            outcome = "ok" if step.error is None else step.error.code
+            # A step is one LLM Gateway call, then (vision) one waited Media Gateway job: split it so.
+            media_ms = (step.media.latency_ms or 0.0) if step.media is not None else 0.0
+            if step.media is not None:
+                self.observe_upstream("media_gateway", step.media.workflow, outcome, media_ms / 1000)
+            self.observe_upstream("llm_gateway", step.model or "", outcome, max(0.0, step.latency_ms - media_ms) / 1000)
 
 
 class MetricsMiddleware:
@@ -162,20 +227,23 @@ class MetricsMiddleware:
 
         in_flight = self.metrics.in_flight
         in_flight.inc()
+        extra: dict[str, str] = {}
+        token = _request_labels.set(extra)
         try:
             await self.app(scope, receive, send_status)
         finally:
+            _request_labels.reset(token)
             in_flight.dec()
-            route = scope.get("route")
-            state = scope.get("state") or _NO_LABELS
-            extra = state.get(_STATE_KEY) or _NO_LABELS
-            if status < 400:
-                outcome = "ok"
-            else:
-                outcome = state.get("error_code") or f"http_{status}"
+            outcome = extra.get("outcome")
+            if outcome is None:
+                if status < 400:
+                    outcome = "ok"
+                else:
+                    state = scope.get("state") or _NO_LABELS
+                    outcome = state.get("error_code") or f"http_{status}"
             self.metrics.observe_request(
                 (
-                    getattr(route, "path", "unmatched"),
+                    getattr(scope.get("route"), "path", "unmatched"),
                     scope["method"],
                     extra.get("role", ""),
                     extra.get("task", ""),
