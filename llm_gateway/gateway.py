@@ -122,8 +122,9 @@ class Gateway:
     def plan(self, request: GenerateRequest, *, mode: Mode | None = None) -> Plan:
         """Resolve mode, route and schema; raises NoRoute or InvalidRequest before any provider is called."""
         mode = mode or self.mode
-        route = self.router.resolve(request.role, request.task, request.quality)
+        # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
+        route = self.router.resolve(request.role, request.task, request.quality)
         if mode == "mock":
             primary = route.targets[0]
             targets: tuple[tuple[Target, Provider], ...] = (
