@@ -9,14 +9,14 @@ upstream_error, connection failure -> provider_unavailable, deadline -> upstream
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, NoReturn
 
 import aiohttp
 import msgspec
 
+from service_common.upstream import retry_after_seconds, upstream_call
 from shared_contracts.errors import (
-    GatewayError,
     ProviderUnavailable,
     RateLimited,
     UpstreamError,
@@ -141,39 +141,23 @@ class OllamaProvider(Provider):
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
         self._check_deadline(deadline, call)
-        try:
-            async with asyncio.timeout_at(deadline):
-                async with self.session.post(
-                    self._chat_url, data=self._body(call, stream=False), headers=self._headers
-                ) as resp:
-                    raw = await resp.read()
-                    if resp.status != 200:
-                        self._raise_status(resp.status, raw, call.model, resp.headers.get("retry-after"))
-        except GatewayError:
-            raise
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.name}: no answer before the deadline", details=self._where(call)) from exc
-        except aiohttp.ClientError as exc:
-            self._raise_transport(exc, call)
+        async with upstream_call(self.name, deadline):
+            async with self.session.post(self._chat_url, data=self._body(call, stream=False), headers=self._headers) as resp:
+                raw = await resp.read()
+        if resp.status != 200:
+            self._raise_status(resp.status, raw, call.model, resp.headers)
         chunk = self._parse(raw, call)
         return _result(chunk, chunk.message.content if chunk.message else "")
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         # No yield happens inside a timeout block: a timeout must never fire while the consumer holds control.
         self._check_deadline(deadline, call)
-        try:
-            async with asyncio.timeout_at(deadline):
-                resp = await self.session.post(self._chat_url, data=self._body(call, stream=True), headers=self._headers)
-                if resp.status != 200:
-                    raw = await resp.read()
-                    resp.release()
-                    self._raise_status(resp.status, raw, call.model, resp.headers.get("retry-after"))
-        except GatewayError:
-            raise
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.name}: no answer before the deadline", details=self._where(call)) from exc
-        except aiohttp.ClientError as exc:
-            self._raise_transport(exc, call)
+        async with upstream_call(self.name, deadline):
+            resp = await self.session.post(self._chat_url, data=self._body(call, stream=True), headers=self._headers)
+            if resp.status != 200:
+                raw = await resp.read()
+                resp.release()
+                self._raise_status(resp.status, raw, call.model, resp.headers)
         pieces: list[str] = []
         final: _Chunk | None = None
         try:
@@ -200,24 +184,15 @@ class OllamaProvider(Provider):
 
     async def _read_line(self, resp: aiohttp.ClientResponse, deadline: float, call: ProviderCall) -> bytes:
         try:
-            async with asyncio.timeout_at(deadline):
+            async with upstream_call(self.name, deadline):
                 return await resp.content.readline()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.name}: stream stalled past the deadline", details=self._where(call)) from exc
-        except aiohttp.ClientError as exc:
-            self._raise_transport(exc, call)
         except ValueError as exc:  # aiohttp's "line too long"
             raise UpstreamError(f"{self.name}: malformed stream: {exc}", details=self._where(call)) from exc
 
     async def health(self, *, deadline: float) -> None:
-        try:
-            async with asyncio.timeout_at(deadline):
-                async with self.session.get(self._version_url, headers=self._settings.headers) as resp:
-                    await resp.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.name}: /api/version did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        async with upstream_call(self.name, deadline):
+            async with self.session.get(self._version_url, headers=self._settings.headers) as resp:
+                await resp.read()
         if resp.status != 200:
             raise UpstreamError(f"{self.name}: /api/version answered {resp.status}", details={"status": resp.status})
 
@@ -240,7 +215,7 @@ class OllamaProvider(Provider):
             raise UpstreamError(f"{self.name}: {chunk.error}", details={**self._where(call), "upstream_error": chunk.error})
         return chunk
 
-    def _raise_status(self, status: int, raw: bytes, model: str, retry_after: str | None) -> NoReturn:
+    def _raise_status(self, status: int, raw: bytes, model: str, headers: Mapping[str, str]) -> NoReturn:
         try:
             message = _decode_error(raw).error or ""
         except msgspec.DecodeError:
@@ -250,24 +225,11 @@ class OllamaProvider(Provider):
         if status in (401, 403):
             raise UpstreamUnauthorized(text, details=details)
         if status == 429:
-            raise RateLimited(text, details=details, retry_after=_seconds(retry_after))
+            raise RateLimited(text, details=details, retry_after=retry_after_seconds(headers))
         if 400 <= status < 500:
             # 404 is how Ollama says the model is not pulled; the message names the model.
             raise UpstreamRejected(text, details=details)
         raise UpstreamError(text, details=details)
-
-    def _raise_transport(self, exc: aiohttp.ClientError, call: ProviderCall) -> NoReturn:
-        details = {**self._where(call), "reason": f"{type(exc).__name__}: {exc}"}
-        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
-            raise ProviderUnavailable(f"{self.name}: cannot reach {self._settings.base_url}", details=details) from exc
-        raise UpstreamError(f"{self.name}: transport error: {type(exc).__name__}", details=details) from exc
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _result(chunk: _Chunk, text: str) -> ProviderResult:
