@@ -8,6 +8,7 @@ Series of one service only (tokens, media jobs, flow steps) live in small subcla
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -229,12 +230,20 @@ class MetricsMiddleware:
         in_flight.inc()
         extra: dict[str, str] = {}
         token = _request_labels.set(extra)
+        raised: str | None = None
         try:
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            raised = "canceled"
+            raise
+        except Exception:
+            # Starlette's ServerErrorMiddleware sits outside us: it answers 500 after we have seen this.
+            raised = GatewayError.code
+            raise
         finally:
             _request_labels.reset(token)
             in_flight.dec()
-            outcome = extra.get("outcome")
+            outcome = extra.get("outcome") or raised
             if outcome is None:
                 if status < 400:
                     outcome = "ok"
