@@ -101,32 +101,30 @@ class _Endpoints:
         (self.log.warning if error.status >= 500 else self.log.info)("llm_request", **fields)
 
     async def generate(self, request: Request) -> Response:
-        started = perf_counter()
-        body: GenerateRequest | None = None
-        mode: Mode | None = None
-        try:
-            body = await decode_body(request, _decode_request, max_bytes=self.max_body)
-            mode = self._mode(request)
-            response = await self.gateway.generate(body, mode=mode)
-        except GatewayError as err:
-            self._log(body, mode, started, None, err, stream=False)
-            raise
-        self._log(body, mode, started, response, None, stream=False)
-        return Response(_encode(response), media_type=_JSON)
+        return await self._answer(request, stream=False)
 
     async def generate_stream(self, request: Request) -> Response:
+        return await self._answer(request, stream=True)
+
+    async def _answer(self, request: Request, *, stream: bool) -> Response:
         started = perf_counter()
         body: GenerateRequest | None = None
         mode: Mode | None = None
         try:
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
             mode = self._mode(request)
-            pieces = self.gateway.stream(body, mode=mode)
+            if stream:
+                # Route and schema errors raise here, so before the stream starts they get their own status.
+                pieces = self.gateway.stream(body, mode=mode)
+            else:
+                response = await self.gateway.generate(body, mode=mode)
         except GatewayError as err:
-            # Before the stream starts an error is a plain JSON envelope with its own status.
-            self._log(body, mode, started, None, err, stream=True)
+            self._log(body, mode, started, None, err, stream=stream)
             raise
-        return sse_response(self._frames(pieces, body, mode, started, request_id_of(request)))
+        if stream:
+            return sse_response(self._frames(pieces, body, mode, started, request_id_of(request)))
+        self._log(body, mode, started, response, None, stream=False)
+        return Response(_encode(response), media_type=_JSON)
 
     async def _frames(
         self,
