@@ -44,21 +44,21 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     """Base of every YAML section: a typo is a start-up error naming its path."""
 
 
-class ModeTimeouts(_Section):
+class ModeTimeouts(_Section, frozen=True):
     """Whole-call deadline per mode, fallbacks and repair included."""
 
     mock: Seconds = 5.0
     live: Seconds = 180.0
 
 
-class TimeoutOverride(_Section):
+class TimeoutOverride(_Section, frozen=True):
     """A rule's own deadline for one or both modes."""
 
     mock: Seconds | None = None
     live: Seconds | None = None
 
 
-class SamplingDefaults(_Section):
+class SamplingDefaults(_Section, frozen=True):
     """A route's default sampling options; a client's own options win field by field."""
 
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
@@ -68,7 +68,7 @@ class SamplingDefaults(_Section):
     stop: list[str] | None = None
 
 
-class TargetSpec(_Section):
+class TargetSpec(_Section, frozen=True):
     """One provider instance + model; `extra` holds provider-specific knobs (e.g. Ollama's keep_alive)."""
 
     provider: str
@@ -77,7 +77,7 @@ class TargetSpec(_Section):
     extra: dict[str, Any] = {}
 
 
-class RouteSpec(TargetSpec):
+class RouteSpec(TargetSpec, frozen=True):
     """A primary target, its ordered fallbacks and an optional deadline override."""
 
     fallbacks: list[TargetSpec] = []
@@ -85,7 +85,7 @@ class RouteSpec(TargetSpec):
     timeout: Seconds | TimeoutOverride | None = None
 
 
-class RuleSpec(RouteSpec):
+class RuleSpec(RouteSpec, frozen=True):
     """A routing rule: matches `role`, `task` and `quality` (each a string, a list, or absent = any)."""
 
     name: str | None = None
@@ -94,14 +94,14 @@ class RuleSpec(RouteSpec):
     quality: Matcher = None
 
 
-class RoutingConfig(_Section):
+class RoutingConfig(_Section, frozen=True):
     """Ordered rules (first match wins) and the route used when none matches."""
 
     rules: list[RuleSpec] = []
     default: RouteSpec | None = None
 
 
-class GatewayConfig(_Section):
+class GatewayConfig(_Section, frozen=True):
     """The whole `config/llm_gateway.yaml`."""
 
     mode: Mode = "mock"

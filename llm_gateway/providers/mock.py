@@ -27,7 +27,7 @@ _encoder = msgspec.json.Encoder()
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
-class MockSettings(ProviderSettings):
+class MockSettings(ProviderSettings, frozen=True):
     """`fixtures_dir`: where `<role>.<task>.json` files live; `delay_ms`: optional simulated latency."""
 
     fixtures_dir: str = "config/mock/llm"
@@ -61,7 +61,7 @@ class MockProvider(Provider):
     Settings = MockSettings
     kind = "mock"
 
-    def __init__(self, name: str, settings: MockSettings) -> None:  # type: ignore[override]
+    def __init__(self, name: str, settings: MockSettings) -> None:
         super().__init__(name, settings)
         self._delay = settings.delay_ms / 1000
         self._stream_words = settings.stream_words

@@ -30,7 +30,7 @@ from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSetting
 __all__ = ["OllamaProvider", "OllamaSettings"]
 
 
-class OllamaSettings(ProviderSettings):
+class OllamaSettings(ProviderSettings, frozen=True):
     """`base_url` of the Ollama server; `keep_alive` as Ollama takes it (`"5m"`, seconds, `-1`)."""
 
     base_url: str = "http://localhost:11434"
@@ -88,7 +88,7 @@ class OllamaProvider(Provider):
 
     Settings = OllamaSettings
 
-    def __init__(self, name: str, settings: OllamaSettings) -> None:  # type: ignore[override]
+    def __init__(self, name: str, settings: OllamaSettings) -> None:
         super().__init__(name, settings)
         if not settings.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {settings.base_url!r}")

@@ -35,8 +35,7 @@ def test_shipped_config_loads_and_routes_the_six_roles(repo_root: Path) -> None:
 
 def test_ollama_base_url_comes_from_the_environment(repo_root: Path) -> None:
     path = repo_root / "config" / "llm_gateway.yaml"
-    assert load_gateway_config(path, environ={})\
-        .providers["ollama"]["base_url"] == "http://localhost:11434"
+    assert load_gateway_config(path, environ={}).providers["ollama"]["base_url"] == "http://localhost:11434"
     config = load_gateway_config(path, environ={"OLLAMA_BASE_URL": "http://10.0.0.5:11434"})
     assert config.providers["ollama"]["base_url"] == "http://10.0.0.5:11434"
 
