@@ -24,6 +24,7 @@ from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, Stream
 
 from .config import GatewayConfig, with_mode_from_env
 from .gateway import Gateway
+from .openai_compat import openai_routes
 from .registry import build_providers
 from .reload import RoutingReloader
 from .routing import Router
@@ -201,6 +202,7 @@ def create_app(
         Route("/api/v1/llm/routes", endpoints.routes, methods=["GET"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
+        *openai_routes(gateway, max_body=config.max_body_bytes),
     ]
     app = Starlette(
         routes=routes,

@@ -66,6 +66,16 @@ class CompatResponse(ClientResponse):
         super().__init__(*args, **kwargs)
 
 
+def uncomment(text: str, first: str, count: int) -> str:
+    """`text` with the `count` commented lines starting at the one reading `# {first}` switched on."""
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.strip() == f"# {first}")
+    for n in range(start, start + count):
+        assert lines[n].lstrip().startswith("# "), lines[n]
+        lines[n] = lines[n].replace("# ", "", 1)
+    return "\n".join(lines) + "\n"
+
+
 def sent_bodies(upstream: aioresponses, method: str, url: str) -> list[dict[str, Any]]:
     """The JSON bodies of every request made to `url`, in order."""
     return [msgspec.json.decode(call.kwargs["data"]) for call in upstream.requests.get((method, URL(url)), [])]

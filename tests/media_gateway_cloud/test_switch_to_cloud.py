@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from media_gateway.app import create_app
 from media_gateway.config import load_media_config
 from service_common.config import ConfigError
 from tests.fakes.asgi import AsgiClient
-from tests.llm_gateway_cloud._support import KEY, fixture, sent
+from tests.llm_gateway_cloud._support import KEY, fixture, sent, uncomment
 
 YAML = """
 mode: live
@@ -76,3 +77,19 @@ def test_without_the_key_the_gateway_refuses_to_start(tmp_path: Path) -> None:
     config = load_media_config(write_yaml(tmp_path), {"STORE": str(tmp_path / "store")})
     with pytest.raises(ConfigError, match="providers.dalle.api_key: empty; set the environment variable OPENAI_API_KEY"):
         create_app(config)
+
+
+def test_the_shipped_commented_example_works_once_uncommented(tmp_path: Path) -> None:
+    shipped_dir = Path(__file__).resolve().parents[2] / "config"
+    text = (shipped_dir / "media_gateway.yaml").read_text(encoding="utf-8")
+    text = uncomment(text, "dalle:", 5)
+    text = uncomment(text, "cloud_shot_v1:", 6)
+    text = uncomment(text, "- {role: vision, task: product_image, workflow: cloud_shot_v1}   # vision on DALL·E: YAML + key only", 1)
+    # Workflow files are relative to the YAML, so they come along.
+    shutil.copytree(shipped_dir / "workflows", tmp_path / "workflows")
+    path = tmp_path / "media_gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_media_config(path, {"OPENAI_API_KEY": KEY, "MEDIA_STORE_DIR": str(tmp_path / "store")})
+    assert config.workflows["cloud_shot_v1"].provider == "dalle"
+    assert config.routing[0].workflow == "cloud_shot_v1"
+    create_app(config)
