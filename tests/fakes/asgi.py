@@ -3,6 +3,9 @@
     async with AsgiClient(create_app(config)) as client:
         reply = await client.post("/api/v1/llm/generate", json={...})
         assert reply.status == 200, reply.json()
+
+An unhandled exception still raises out of `request` after the 500 is sent: Starlette's
+ServerErrorMiddleware re-raises it so a server can log it, and a test should see it too.
 """
 
 from __future__ import annotations
