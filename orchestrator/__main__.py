@@ -18,7 +18,11 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the YAML, then serve; a bad config exits 2 with the YAML path in the message."""
     args = parse_serve_args(
-        argv, prog="orchestrator", default_port=8300, default_config=DEFAULT_CONFIG_PATH, config_env="ORCHESTRATOR_CONFIG"
+        argv,
+        prog="orchestrator",
+        default_port=8300,
+        default_config=DEFAULT_CONFIG_PATH,
+        config_env="ORCHESTRATOR_CONFIG",
     )
     try:
         config = load_orchestrator_config(args.config, os.environ)

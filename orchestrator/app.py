@@ -20,6 +20,7 @@ from orchestrator.config import OrchestratorConfig
 from orchestrator.flow import FLOW_NAME, P0ProductDetailFlow
 from orchestrator.runs import FileRunStore, RunStore, summary_of
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from service_common.metrics import FlowMetrics, instrument
 from shared_contracts.errors import ErrorBody, GatewayError, InvalidRequest, NotReady
 from shared_contracts.flows import RunDocument, RunList, RunRequest
 
@@ -32,16 +33,17 @@ _log = structlog.get_logger(component="orchestrator")
 class RunRunner:
     """Runs flows for the service, waited or in the background, saving the document as it grows."""
 
-    def __init__(self, flow: P0ProductDetailFlow, store: RunStore) -> None:
+    def __init__(self, flow: P0ProductDetailFlow, store: RunStore, *, metrics: FlowMetrics | None = None) -> None:
         self.flow = flow
         self.store = store
+        self.metrics = metrics
         # Strong references: asyncio keeps only weak ones to tasks, and a collected task is a lost run.
         self._tasks: set[asyncio.Task[RunDocument]] = set()
 
     async def run(self, doc: RunDocument, request_id: str | None) -> RunDocument:
         """Run to the end; whatever happens, the stored document ends `succeeded` or `failed`."""
         try:
-            return await self.flow.run(doc.product, request_id=request_id, on_update=self.store.save, document=doc)
+            result = await self.flow.run(doc.product, request_id=request_id, on_update=self.store.save, document=doc)
         except asyncio.CancelledError:
             await self._fail(doc, ErrorBody(code="canceled", message="the orchestrator stopped before the run ended"))
             raise
@@ -49,6 +51,9 @@ class RunRunner:
             _log.exception("run_crashed", run_id=doc.run_id)
             await self._fail(doc, ErrorBody(code="internal_error", message="internal error", request_id=request_id))
             return doc
+        if self.metrics is not None:
+            self.metrics.observe_run(result)
+        return result
 
     async def _fail(self, doc: RunDocument, error: ErrorBody) -> None:
         doc.status, doc.error = "failed", error
@@ -142,9 +147,12 @@ ROUTES = [
 ]
 
 
-def create_app(config: OrchestratorConfig, *, store: RunStore | None = None) -> Starlette:
-    """The ASGI app; the gateway sessions open in the lifespan and close on shutdown."""
+def create_app(
+    config: OrchestratorConfig, *, store: RunStore | None = None, metrics: FlowMetrics | None = None
+) -> Starlette:
+    """The ASGI app; the gateway sessions open in the lifespan and close on shutdown. `GET /metrics` included."""
     run_store = store or FileRunStore(config.runs.dir)
+    flow_metrics = metrics if metrics is not None else FlowMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
@@ -154,13 +162,15 @@ def create_app(config: OrchestratorConfig, *, store: RunStore | None = None) -> 
             for client in (llm, media):
                 await client.start()
                 stack.push_async_callback(client.close)
-            runner = RunRunner(P0ProductDetailFlow.build(llm, media, config.flow), run_store)
+            runner = RunRunner(P0ProductDetailFlow.build(llm, media, config.flow), run_store, metrics=flow_metrics)
             stack.push_async_callback(runner.close)
             yield {"config": config, "llm": llm, "media": media, "runner": runner, "store": run_store}
 
-    return Starlette(
-        routes=ROUTES,
+    app = Starlette(
+        routes=list(ROUTES),
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )
+    instrument(app, flow_metrics)
+    return app

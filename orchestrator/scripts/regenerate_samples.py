@@ -80,9 +80,8 @@ async def _main(product_path: Path, out: Path) -> int:
     if doc.status != "succeeded":
         return 1
     # The agents only build requests here; the clients are never started.
-    flow = P0ProductDetailFlow.build(
-        LLMGatewayClient.from_config(config.llm_gateway), MediaGatewayClient.from_config(config.media_gateway), config.flow
-    )
+    llm = LLMGatewayClient.from_config(config.llm_gateway)
+    flow = P0ProductDetailFlow.build(llm, MediaGatewayClient.from_config(config.media_gateway), config.flow)
     for path in write_samples(doc, flow, out, urls.media):
         print(f"wrote {path}")
     return 0

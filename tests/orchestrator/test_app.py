@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from orchestrator.app import RunRunner, create_app
@@ -48,7 +48,8 @@ async def call(method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any
 
 
 async def test_a_waited_run_answers_200_with_the_result_and_is_stored(service: str) -> None:
-    status, doc, headers = await call("POST", service + RUNS, json={"product": PRODUCT}, headers={"X-Request-ID": "qa-1"})
+    sent = {"X-Request-ID": "qa-1"}
+    status, doc, headers = await call("POST", service + RUNS, json={"product": PRODUCT}, headers=sent)
     assert status == 200, doc
     assert headers["x-request-id"] == "qa-1"
     assert doc["status"] == "succeeded" and doc["mode"] == "mock"
@@ -59,6 +60,11 @@ async def test_a_waited_run_answers_200_with_the_result_and_is_stored(service: s
     status, listing, _ = await call("GET", f"{service}/api/v1/runs")
     assert status == 200 and listing["runs"][0]["run_id"] == doc["run_id"]
     assert listing["runs"][0]["product_name"] == PRODUCT["name"]
+    async with aiohttp.ClientSession() as session, session.get(f"{service}/metrics") as resp:
+        metrics = await resp.text()
+    assert resp.status == 200
+    series = 'pdp_flow_step_duration_seconds_count{flow="p0-product-detail",role="vision",status="succeeded"}'
+    assert f"{series} 1.0" in metrics
 
 
 async def test_a_background_run_answers_202_with_its_id_and_location(service: str) -> None:
@@ -139,9 +145,7 @@ async def test_the_callers_request_id_reaches_the_gateways(tmp_path: Path, upstr
     assert image_call.kwargs["headers"]["x-request-id"] == "qa-77"
 
 
-def _answer(kwargs: dict[str, Any]) -> Any:
-    from aioresponses import CallbackResult
-
+def _answer(kwargs: dict[str, Any]) -> CallbackResult:
     return CallbackResult(payload=llm_answer(msgspec.json.decode(kwargs["data"])["role"]))
 
 

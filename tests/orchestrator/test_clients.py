@@ -11,11 +11,12 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+import structlog
 from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
-from orchestrator.agents import BrandProfile
+from orchestrator.agents import BrandProfile, PagePlan
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport, parse_retry_after, response_schema
 from shared_contracts.errors import (
     GatewayError,
@@ -47,11 +48,14 @@ def sent_headers(upstream: aioresponses, url: str) -> list[dict[str, str]]:
 
 async def generate_brand(llm: LLMGatewayClient, **kwargs: Any) -> Any:
     return await llm.generate(
-        role="brand", task="brand_profile", messages=MESSAGES, payload={"product": PRODUCT}, output=BrandProfile, **kwargs
+        role="brand", task="brand_profile", messages=MESSAGES, payload={"product": PRODUCT}, output=BrandProfile,
+        **kwargs,
     )
 
 
-async def test_generate_returns_typed_output_and_the_gateway_meta(llm: LLMGatewayClient, upstream: aioresponses) -> None:
+async def test_generate_returns_typed_output_and_the_gateway_meta(
+    llm: LLMGatewayClient, upstream: aioresponses
+) -> None:
     upstream.post(GENERATE, payload=llm_answer("brand"), headers={"x-request-id": "abc"})
     result = await generate_brand(llm)
     assert isinstance(result.output, BrandProfile)
@@ -80,8 +84,6 @@ async def test_generate_accepts_a_raw_json_schema(llm: LLMGatewayClient, upstrea
 
 
 def test_response_schema_inlines_the_root_and_keeps_nested_defs() -> None:
-    from orchestrator.agents import PagePlan
-
     schema = response_schema(PagePlan)
     assert schema["type"] == "object" and "$ref" not in schema
     assert set(schema["$defs"]) == {"SectionPlan"}
@@ -130,7 +132,8 @@ async def test_retries_without_retry_after_back_off_exponentially(
 async def test_retries_are_bounded_and_the_last_error_is_typed(
     llm: LLMGatewayClient, upstream: aioresponses, sleep: RecordingSleep
 ) -> None:
-    upstream.post(GENERATE, status=429, payload=envelope("rate_limited", "slow down"), headers={"Retry-After": "1"}, repeat=True)
+    limited = envelope("rate_limited", "slow down")
+    upstream.post(GENERATE, status=429, payload=limited, headers={"Retry-After": "1"}, repeat=True)
     with pytest.raises(RateLimited) as caught:
         await generate_brand(llm)
     assert len(sent_bodies(upstream, GENERATE)) == 3  # the first try and max_retries=2 more
@@ -153,7 +156,11 @@ async def test_a_long_retry_after_is_capped(upstream: aioresponses, sleep: Recor
 
 @pytest.mark.parametrize(
     "status,code,error",
-    [(400, "invalid_request", InvalidRequest), (502, "upstream_error", UpstreamError), (422, "invalid_output", InvalidOutput)],
+    [
+        (400, "invalid_request", InvalidRequest),
+        (502, "upstream_error", UpstreamError),
+        (422, "invalid_output", InvalidOutput),
+    ],
 )
 async def test_other_errors_are_not_retried_and_keep_the_envelope(
     llm: LLMGatewayClient,
@@ -265,8 +272,6 @@ async def test_media_503_is_retried(media: MediaGatewayClient, upstream: aioresp
 
 
 async def test_the_current_trace_context_is_passed_on(llm: LLMGatewayClient, upstream: aioresponses) -> None:
-    import structlog
-
     upstream.post(GENERATE, payload=llm_answer("brand"))
     trace = {"request_id": "outer-1", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}
     with structlog.contextvars.bound_contextvars(**trace):

@@ -194,7 +194,8 @@ async def test_the_whole_flow_against_the_real_gateways_in_mock_mode(tmp_path: P
     assert all(step.provider == "mock" and step.model for step in doc.steps.values())
     assert doc.images[0].url.startswith(media_url)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert (doc.images[0].width, doc.images[0].height) == (doc.outputs["vision"]["width"], doc.outputs["vision"]["height"])
+    vision = doc.outputs["vision"]
+    assert (doc.images[0].width, doc.images[0].height) == (vision["width"], vision["height"])
 
 
 @pytest.mark.parametrize("sample", ["ko_tumbler", "ko_skincare", "en_headphones", "en_backpack"])

@@ -8,6 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "orchestrator"
 # Families any model name would start with; the YAML's own names are checked exactly as well.
+# `model: qwen2.5:7b` in the LLM YAML, `...safetensors` checkpoints in the media YAML.
+MODEL_LINE = re.compile(r"^\s*(?:model|default):\s*\"?([\w.\-]+:[\w.\-]+|[\w.\-]+\.safetensors)", re.M)
 MODEL_FAMILY = re.compile(r"\b(qwen|llama\d|gpt-\d|gpt-4o|claude-|gemini-\d|mistral|sdxl|sd_xl|flux1)", re.IGNORECASE)
 
 
@@ -20,7 +22,7 @@ def configured_models() -> set[str]:
     for name in ("llm_gateway.yaml", "media_gateway.yaml"):
         path = ROOT / "config" / name
         if path.exists():
-            names.update(re.findall(r"^\s*(?:model|default):\s*\"?([\w.:\-]+:[\w.\-]+|[\w.\-]+\.safetensors)", path.read_text(), re.M))
+            names.update(MODEL_LINE.findall(path.read_text()))
     return names
 
 
