@@ -9,7 +9,7 @@ from .base import Provider, ProviderSettings
 __all__ = ["CloudProvider", "CloudSettings"]
 
 
-class CloudSettings(ProviderSettings, KeyedSettings, kw_only=True):
+class CloudSettings(ProviderSettings, KeyedSettings, kw_only=True, frozen=True):
     """YAML section of a keyed cloud LLM provider (see `KeyedSettings` for the key fields)."""
 
 

@@ -24,7 +24,7 @@ __all__ = ["AnthropicProvider", "AnthropicSettings"]
 _TOOL = "respond"
 
 
-class AnthropicSettings(CloudSettings, kw_only=True):
+class AnthropicSettings(CloudSettings, kw_only=True, frozen=True):
     """YAML section of an Anthropic provider."""
 
     base_url: str = "https://api.anthropic.com"

@@ -28,7 +28,7 @@ from .base import Delta, ProviderCall, ProviderResult
 __all__ = ["GeminiProvider", "GeminiSettings"]
 
 
-class GeminiSettings(CloudSettings, kw_only=True):
+class GeminiSettings(CloudSettings, kw_only=True, frozen=True):
     """YAML section of a Gemini provider."""
 
     base_url: str = "https://generativelanguage.googleapis.com"

@@ -22,7 +22,7 @@ from .base import Delta, ProviderCall, ProviderResult
 __all__ = ["OpenAIProvider", "OpenAISettings"]
 
 
-class OpenAISettings(CloudSettings, kw_only=True):
+class OpenAISettings(CloudSettings, kw_only=True, frozen=True):
     """YAML section of an OpenAI (or OpenAI-compatible) provider."""
 
     base_url: str = "https://api.openai.com"

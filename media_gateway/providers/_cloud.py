@@ -18,7 +18,7 @@ from .base import MediaProvider, ProviderSettings, RenderedImage
 __all__ = ["CloudImageProvider", "CloudImageSettings", "decode_image", "prompt_text"]
 
 
-class CloudImageSettings(ProviderSettings, KeyedSettings, kw_only=True):
+class CloudImageSettings(ProviderSettings, KeyedSettings, kw_only=True, frozen=True):
     """YAML section of a keyed cloud image provider; a workflow's `options.model` overrides `model`."""
 
     model: str

@@ -24,7 +24,7 @@ __all__ = ["DalleProvider", "DalleSettings", "closest_size"]
 Size = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")]
 
 
-class DalleSettings(CloudImageSettings, kw_only=True):
+class DalleSettings(CloudImageSettings, kw_only=True, frozen=True):
     """YAML section of an OpenAI Images provider; `model` names the image model."""
 
     base_url: str = "https://api.openai.com"

@@ -26,7 +26,7 @@ Ratio = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]?:[1-9][0-9]?$")]
 _RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 
 
-class NanoBananaSettings(CloudImageSettings, kw_only=True):
+class NanoBananaSettings(CloudImageSettings, kw_only=True, frozen=True):
     """YAML section of a Gemini image provider; `model` names the image model."""
 
     base_url: str = "https://generativelanguage.googleapis.com"
