@@ -44,7 +44,7 @@ LITELLM_VERSION ?= 1.108.7
 LITELLM_STAMP   := $(LITELLM_VENV)/.installed-$(LITELLM_VERSION)
 BENCH_ARGS      ?=
 
-.PHONY: bench bench-compare bench-tools
+.PHONY: bench bench-compare bench-tools bench-profile
 
 # wrk from Debian's packages when we may install it; otherwise the runner falls back to tests/perf/pyload.py.
 bench-tools:
@@ -62,3 +62,8 @@ bench: $(STAMP) bench-tools
 
 bench-compare: $(STAMP) bench-tools $(LITELLM_STAMP)
 	$(BIN)/python -m tests.perf.bench --compare --litellm $(LITELLM_VENV)/bin/litellm $(BENCH_ARGS)
+
+# py-spy under load: where the gateway's CPU goes (bench-results/profile-*.txt).
+bench-profile: $(STAMP) bench-tools
+	$(BIN)/python -m pip install --quiet py-spy
+	$(BIN)/python -m tests.perf.profile $(BENCH_ARGS)

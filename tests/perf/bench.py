@@ -31,21 +31,38 @@ from tests.perf.report import (
     write_report,
 )
 
-__all__ = ["main"]
+__all__ = ["BODIES", "GATEWAY_PATH", "gateway_argv", "main", "write_bodies"]
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent.parent
 _PROMPT = "Write one line about a ceramic teapot."
 _MESSAGES = [{"role": "user", "content": _PROMPT}]
 # The same conversation in each system's own request format.
-_BODIES: dict[str, object] = {
+BODIES: dict[str, object] = {
     "ollama": {"model": "bench-model", "stream": False, "messages": _MESSAGES},
     "ollama-stream": {"model": "bench-model", "stream": True, "messages": _MESSAGES},
     "gateway": {"role": "copywriter", "task": "bench", "messages": _MESSAGES},
     "openai": {"model": "bench", "messages": _MESSAGES},
     "openai-stream": {"model": "bench", "messages": _MESSAGES, "stream": True},
 }
-_GATEWAY = "/api/v1/llm/generate"
+GATEWAY_PATH = "/api/v1/llm/generate"
+
+
+def write_bodies(folder: Path) -> dict[str, Path]:
+    """Each request body as a file (wrk and the clients read them); name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, body in BODIES.items():
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_bytes(msgspec.json.encode(body))
+    return paths
+
+
+def gateway_argv(port: int) -> list[str]:
+    """The gateway's own CLI on loopback with the bench YAML (mode and upstream come from the environment)."""
+    script = Path(sys.executable).parent / "llm-gateway"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "llm_gateway"]
+    return [*command, "--host", "127.0.0.1", "--port", str(port), "--config", str(_HERE / "llm_gateway.bench.yaml")]
 
 
 class Options(argparse.Namespace):
@@ -73,20 +90,11 @@ class _Run:
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts
-        self.bodies = self._write_bodies(opts.out / "bodies")
+        self.bodies = write_bodies(opts.out / "bodies")
         self.logs = opts.out / "logs"
         self.upstream_port = free_port()
         self.upstream_url = f"http://127.0.0.1:{self.upstream_port}"
         self.report = Report(meta=self._meta(), load=[], ttfb=[], memory=[])
-
-    @staticmethod
-    def _write_bodies(folder: Path) -> dict[str, Path]:
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, body in _BODIES.items():
-            paths[name] = folder / f"{name}.json"
-            paths[name].write_bytes(msgspec.json.encode(body))
-        return paths
 
     def _meta(self) -> dict[str, object]:
         commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
@@ -113,12 +121,17 @@ class _Run:
                      header=header)
         last = None
         for conns in opts.connections:
+            cpu_before = service.cpu_seconds() if service is not None else 0.0
             point = run_load(system, url, self.bodies[body], connections=conns, seconds=opts.seconds,
                              cpu=opts.load_cpu, header=header)
-            point.rss_mb = service.rss_mb() if service is not None else None
+            if service is not None:
+                point.rss_mb = service.rss_mb()
+                if point.requests:
+                    point.cpu_us_per_request = round((service.cpu_seconds() - cpu_before) * 1e6 / point.requests, 1)
             self.report.load.append(point)
+            cpu = f"  cpu {point.cpu_us_per_request:.0f} us/req" if point.cpu_us_per_request else ""
             _progress(f"{system:>13} c={conns:<3} {point.rps:>9,.0f} rps  p50 {point.p50_ms:.3f} ms  "
-                      f"p99 {point.p99_ms:.3f} ms  errors {point.non_2xx + point.socket_errors}")
+                      f"p99 {point.p99_ms:.3f} ms  errors {point.non_2xx + point.socket_errors}{cpu}")
             last = point
         return last
 
@@ -150,10 +163,7 @@ class _Run:
 
     def _gateway(self, mode: str) -> tuple[Service, str]:
         port = free_port()
-        script = Path(sys.executable).parent / "llm-gateway"
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "llm_gateway"]
-        argv = [*command, "--host", "127.0.0.1", "--port", str(port),
-                "--config", str(_HERE / "llm_gateway.bench.yaml")]
+        argv = gateway_argv(port)
         env = {"GENERATOR_MODE": mode, "OLLAMA_BASE_URL": self.upstream_url}
         return self._service(f"gateway-{mode}", argv, env), f"http://127.0.0.1:{port}"
 
@@ -182,17 +192,17 @@ class _Run:
         service, base = self._gateway(mode)
         system = f"gateway-{mode}"
         with running(service, f"{base}/healthz"):
-            last = self._load_points(system, base + _GATEWAY, "gateway", service)
-            self._ttfb(system, f"{base}{_GATEWAY}/stream", "gateway")
+            last = self._load_points(system, base + GATEWAY_PATH, "gateway", service)
+            self._ttfb(system, f"{base}{GATEWAY_PATH}/stream", "gateway")
             if mode == "live" and self.opts.memory_requests > 0:
-                self._memory(base + _GATEWAY, service, last.rps if last else 1000.0)
+                self._memory(base + GATEWAY_PATH, service, last.rps if last else 1000.0)
 
     def _baseline(self) -> None:
         port = free_port()
         baseline = self._service("baseline", [sys.executable, "-m", "tests.perf.baseline_passthrough", "--port",
                                               str(port), "--upstream", self.upstream_url])
         with running(baseline, f"http://127.0.0.1:{port}/"):
-            self._load_points("baseline", f"http://127.0.0.1:{port}{_GATEWAY}", "ollama", baseline)
+            self._load_points("baseline", f"http://127.0.0.1:{port}{GATEWAY_PATH}", "ollama", baseline)
 
     def _litellm(self) -> None:
         binary = self.opts.litellm or str(_ROOT / ".venv-litellm" / "bin" / "litellm")

@@ -35,6 +35,8 @@ class LoadPoint(msgspec.Struct, kw_only=True):
     socket_errors: int
     tool: str
     rss_mb: float | None = None
+    # CPU time the server under test spent per request: comparable even when other work shares the machine.
+    cpu_us_per_request: float | None = None
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
 

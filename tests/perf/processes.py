@@ -95,6 +95,17 @@ class Service:
         pids = [self.proc.pid, *_children(self.proc.pid)]
         return round(sum(_rss_kb(pid) for pid in pids) / 1024, 1)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (robust to other load on the machine)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        # After the ")" closing the command name, utime and stime are the 12th and 13th fields.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the process log, for error messages."""
         try:

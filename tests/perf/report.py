@@ -124,13 +124,14 @@ def render_markdown(report: Report) -> str:
     meta = report.meta
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     lines += ["", "## Load (non-streaming, closed loop)", "",
-              "| system | conns | RPS | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx | socket err | RSS MB |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| system | conns | RPS | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx | socket err "
+              "| RSS MB | CPU µs/req |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in report.load:
         lines.append(
             f"| {p.system} | {p.connections} | {p.rps:,.0f} | {_fmt(p.p50_ms, 3)} | {_fmt(p.p90_ms, 3)} | "
             f"{_fmt(p.p99_ms, 3)} | {_fmt(p.added_p50_ms, 3)} | {_fmt(p.added_p99_ms, 3)} | {p.non_2xx} | "
-            f"{p.socket_errors} | {_fmt(p.rss_mb, 1)} |"
+            f"{p.socket_errors} | {_fmt(p.rss_mb, 1)} | {_fmt(p.cpu_us_per_request, 0)} |"
         )
     if report.ttfb:
         lines += ["", "## Streaming: time to first byte (sequential, one connection)", "",
