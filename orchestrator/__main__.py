@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator.app import create_app
-from orchestrator.config import DEFAULT_CONFIG_PATH, load_orchestrator_config
+from orchestrator.config import DEFAULT_CONFIG_PATH, OrchestratorConfig, load_orchestrator_config
+from service_common.checkconfig import check_config_command
 from service_common.config import ConfigError
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
@@ -16,7 +17,13 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the YAML, then serve; a bad config exits 2 with the YAML path in the message."""
+    """Load the YAML, then serve (or `check-config PATH`); a bad config exits 2 with the YAML path in the message."""
+    checked = check_config_command(
+        argv, prog="orchestrator", config_type=OrchestratorConfig,
+        load=lambda path: load_orchestrator_config(path, os.environ),
+    )
+    if checked is not None:
+        return checked
     args = parse_serve_args(
         argv,
         prog="orchestrator",
