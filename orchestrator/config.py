@@ -32,7 +32,7 @@ class _Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     """Base for config sections: a typo in the YAML is an error naming the key."""
 
 
-class GatewayClientConfig(_Config):
+class GatewayClientConfig(_Config, frozen=True):
     """How to reach one gateway.
 
     `timeout_s` is the gateway's own mode timeout (it bounds every call it answers); the client waits that
@@ -49,7 +49,7 @@ class GatewayClientConfig(_Config):
     api_key: str | None = None
 
 
-class ImageSize(_Config):
+class ImageSize(_Config, frozen=True):
     """Pixel size of the rendered image for one aspect the vision agent may choose."""
 
     width: Side
@@ -65,7 +65,7 @@ _DEFAULT_SIZES: dict[Aspect, ImageSize] = {
 }
 
 
-class FlowConfig(_Config):
+class FlowConfig(_Config, frozen=True):
     """Knobs of the P0 flow."""
 
     image_sizes: dict[Aspect, ImageSize] = msgspec.field(default_factory=lambda: dict(_DEFAULT_SIZES))
@@ -73,20 +73,20 @@ class FlowConfig(_Config):
     quality: str | None = None
 
 
-class RunsConfig(_Config):
+class RunsConfig(_Config, frozen=True):
     """Where run documents are kept."""
 
     dir: str = "./var/runs"
     recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
 
 
-class ServerConfig(_Config):
+class ServerConfig(_Config, frozen=True):
     """HTTP server limits."""
 
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=10_000_000)] = 65_536
 
 
-class OrchestratorConfig(_Config):
+class OrchestratorConfig(_Config, frozen=True):
     """The whole `config/orchestrator.yaml`."""
 
     llm_gateway: GatewayClientConfig
