@@ -167,14 +167,22 @@ class MediaMetrics(Metrics):
             "pdp_media_job_duration_seconds", "Image jobs from creation to their final status.",
             ("provider", "workflow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self._queue: _QueueCollector | None = None
 
     def observe_job(self, job: Job) -> None:
         """A job reached its final status; its own `latency_ms` is the duration."""
         self.job_duration.labels(job.provider, job.workflow, job.status).observe((job.latency_ms or 0.0) / 1000)
 
     def track_queue(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
-        """Report `read()` ({(provider, state): count}) as the queue depth whenever the registry is scraped."""
-        self.registry.register(_QueueCollector(read))
+        """Report `read()` ({(provider, state): count}) as the queue depth whenever the registry is scraped.
+
+        A later call replaces the source (an app whose lifespan runs again gets a new job runner).
+        """
+        if self._queue is None:
+            self._queue = _QueueCollector(read)
+            self.registry.register(self._queue)
+        else:
+            self._queue.read = read
 
 
 class FlowMetrics(Metrics):

@@ -166,6 +166,9 @@ def test_media_jobs_and_queue_depth() -> None:
     assert _value(metrics, "pdp_media_queue_depth", provider="comfy", state="queued") == 3
     depth[("comfy", "queued")] = 0.0
     assert _value(metrics, "pdp_media_queue_depth", provider="comfy", state="queued") == 0
+    metrics.track_queue(lambda: {("mock", "running"): 2.0})
+    assert _value(metrics, "pdp_media_queue_depth", provider="mock", state="running") == 2
+    assert _value(metrics, "pdp_media_queue_depth", provider="comfy") == 0
 
 
 def test_flow_run_steps_and_the_gateway_calls_they_made() -> None:
