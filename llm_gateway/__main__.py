@@ -11,7 +11,7 @@ from service_common.config import ConfigError
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
 
-from .app import create_app
+from .app import build_gateway, create_app
 from .config import GatewayConfig, load_gateway_config
 
 __all__ = ["main"]
@@ -25,7 +25,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the gateway (or `check-config PATH`); a configuration error prints one line and exits with status 2."""
     environ = dict(os.environ)
     checked = check_config_command(
-        argv, prog="llm-gateway", config_type=GatewayConfig, load=lambda path: load_gateway_config(path, environ=environ)
+        argv,
+        prog="llm-gateway",
+        config_type=GatewayConfig,
+        load=lambda path: build_gateway(load_gateway_config(path, environ=environ)),
     )
     if checked is not None:
         raise SystemExit(checked)
