@@ -99,7 +99,8 @@ async def job_events(request: Request) -> Response:
             if job.status in FINAL:
                 yield sse_event("job", _encode.encode(_present(job, base)))
             else:
-                yield sse_event("progress", _encode.encode(JobEvent(id=job.id, status=job.status, progress=job.progress)))
+                event = JobEvent(id=job.id, status=job.status, progress=job.progress)
+                yield sse_event("progress", _encode.encode(event))
 
     return sse_response(frames())
 

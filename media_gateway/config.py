@@ -32,27 +32,27 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     """Base of every YAML section: a typo is a start-up error naming the key."""
 
 
-class Timeouts(_Section):
+class Timeouts(_Section, frozen=True):
     """How long one job may take, per mode; `wait: true` answers within it."""
 
     mock: Seconds = 5.0
     live: Seconds = 180.0
 
 
-class StoreConfig(_Section):
+class StoreConfig(_Section, frozen=True):
     """Where image bytes live (a local directory; content-addressed)."""
 
     dir: str = "./var/media"
 
 
-class JobsConfig(_Section):
+class JobsConfig(_Section, frozen=True):
     """Bounded retention of finished jobs in the in-memory registry."""
 
     max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 1000
     retention_s: Seconds = 3600.0
 
 
-class ParamSpec(_Section):
+class ParamSpec(_Section, frozen=True):
     """Where a request parameter goes in the graph (`node` id, `input` name) and its default.
 
     Workflows without a graph file (cloud providers) use only `default`.
@@ -64,7 +64,7 @@ class ParamSpec(_Section):
     description: str = ""
 
 
-class WorkflowSpec(_Section):
+class WorkflowSpec(_Section, frozen=True):
     """One workflow: its graph file (relative to the YAML), provider, parameter mapping and outputs."""
 
     provider: str
@@ -77,7 +77,7 @@ class WorkflowSpec(_Section):
     options: dict[str, Any] = {}
 
 
-class RouteSpec(_Section):
+class RouteSpec(_Section, frozen=True):
     """A routing rule: requests matching `role` and `task` (absent = any) run `workflow`."""
 
     workflow: str
@@ -85,7 +85,7 @@ class RouteSpec(_Section):
     task: str | None = None
 
 
-class MediaConfig(_Section):
+class MediaConfig(_Section, frozen=True):
     """The whole service configuration."""
 
     mode: Literal["mock", "live"] = "mock"

@@ -35,8 +35,9 @@ class Workflow:
 
     def info(self) -> WorkflowInfo:
         """The public description: names and defaults, never node ids."""
-        params = [WorkflowParam(name=n, default=p.default, description=p.description) for n, p in self.spec.params.items()]
-        return WorkflowInfo(name=self.name, description=self.spec.description, provider=self.spec.provider, params=params)
+        spec = self.spec
+        params = [WorkflowParam(name=n, default=p.default, description=p.description) for n, p in spec.params.items()]
+        return WorkflowInfo(name=self.name, description=spec.description, provider=spec.provider, params=params)
 
     def resolve(self, request: ImageRequest, *, seed: int) -> dict[str, Any]:
         """The job's parameters: YAML defaults, then the request's fields, then its `params`."""

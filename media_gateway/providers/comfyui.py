@@ -39,7 +39,7 @@ _log = structlog.get_logger(component="comfyui")
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
-class ComfyUISettings(ProviderSettings):
+class ComfyUISettings(ProviderSettings, frozen=True):
     """One ComfyUI instance."""
 
     base_url: str
@@ -59,9 +59,22 @@ class _Accepted(msgspec.Struct):
     prompt_id: str
 
 
+class _InputError(msgspec.Struct):
+    type: str = ""
+    message: str = ""
+    details: Any = ""
+    extra_info: dict[str, Any] = {}
+
+
+class _NodeError(msgspec.Struct):
+    errors: list[_InputError] = []
+    class_type: str | None = None
+
+
 class _Rejected(msgspec.Struct):
-    error: Any = None
-    node_errors: Any = None
+    error: dict[str, Any] | str | None = None
+    # ComfyUI sends `[]` instead of `{}` on some paths (e.g. no prompt).
+    node_errors: dict[str, _NodeError] | list[Any] = {}
 
 
 class _ImageRef(msgspec.Struct, frozen=True):
@@ -158,15 +171,17 @@ def _rejection(raw: bytes) -> InvalidWorkflow:
         return InvalidWorkflow("ComfyUI rejected the workflow", details={"body": raw[:300].decode("utf-8", "replace")})
     nodes = body.node_errors if isinstance(body.node_errors, dict) else {}
     for node_id, info in nodes.items():
-        errors = info.get("errors") or [{}] if isinstance(info, dict) else [{}]
-        first = errors[0] if isinstance(errors[0], dict) else {}
-        extra = first.get("extra_info") if isinstance(first.get("extra_info"), dict) else {}
-        input_name = extra.get("input_name") or first.get("details") or None
-        class_type = info.get("class_type") if isinstance(info, dict) else None
-        message = f"node {node_id} ({class_type}) input {input_name!r}: {first.get('message', 'invalid')}"
+        first = info.errors[0] if info.errors else _InputError()
+        input_name = first.extra_info.get("input_name") or first.details or None
+        message = f"node {node_id} ({info.class_type}) input {input_name!r}: {first.message or 'invalid'}"
         return InvalidWorkflow(
             f"ComfyUI rejected the workflow: {message}",
-            details={"node": node_id, "class_type": class_type, "input": input_name, "errors": errors},
+            details={
+                "node": node_id,
+                "class_type": info.class_type,
+                "input": input_name,
+                "errors": msgspec.to_builtins(info.errors),
+            },
         )
     error = body.error if isinstance(body.error, dict) else {"message": str(body.error)}
     return InvalidWorkflow(
@@ -192,7 +207,9 @@ class ComfyUIProvider(MediaProvider):
 
     async def start(self) -> None:
         # No session-wide total: the socket lives for hours. Every HTTP call sets its own timeout.
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=self.cfg.connect_timeout_s))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=self.cfg.connect_timeout_s)
+        )
         ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         self._socket = ComfyUISocket(
             self._session, ws_url, reconnect_min_s=self.cfg.reconnect_min_s, reconnect_max_s=self.cfg.reconnect_max_s
@@ -220,7 +237,9 @@ class ComfyUIProvider(MediaProvider):
         progress("queued", 0.0)
         async with self._slots:
             if not await socket.wait_connected(self.cfg.connect_timeout_s):
-                raise ProviderUnavailable(f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name})
+                raise ProviderUnavailable(
+                    f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name}
+                )
             prompt_id = await self._submit_shielded(call.graph)
             log = _log.bind(prompt_id=prompt_id, job_id=call.job_id)
             log.info("comfyui_prompt_queued")
@@ -310,7 +329,9 @@ class ComfyUIProvider(MediaProvider):
             # Neither queued nor running nor in history: maybe it finished between the two reads.
             entry = await self._history(run.prompt_id)
             if entry is None:
-                raise UpstreamError(f"ComfyUI lost prompt {run.prompt_id} (restarted?)", details={"prompt_id": run.prompt_id})
+                raise UpstreamError(
+                    f"ComfyUI lost prompt {run.prompt_id} (restarted?)", details={"prompt_id": run.prompt_id}
+                )
         run.from_history(entry)
         return True
 

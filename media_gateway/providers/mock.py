@@ -18,7 +18,7 @@ from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall,
 __all__ = ["MockImageProvider"]
 
 
-class MockSettings(ProviderSettings):
+class MockSettings(ProviderSettings, frozen=True):
     """Mock options."""
 
     # Draw the prompt's first words on the image, so a person can tell mock images apart.

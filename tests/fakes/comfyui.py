@@ -231,7 +231,9 @@ class FakeComfyUI:
                     errors.append(_error("invalid_input_type", f"Failed to convert an input {name} value", name))
             if errors:
                 outputs = [n for n, x in graph.items() if x.get("class_type") in _OUTPUT_NODES]
-                node_errors[node_id] = {"errors": errors, "dependent_outputs": outputs, "class_type": node["class_type"]}
+                node_errors[node_id] = {
+                    "errors": errors, "dependent_outputs": outputs, "class_type": node["class_type"]
+                }
         if node_errors:
             err = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
                    "details": "", "extra_info": {}}

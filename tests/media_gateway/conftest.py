@@ -26,7 +26,12 @@ SMOKE = {"role": "qa", "task": "smoke", "prompt": "wiring check", "width": 128, 
 
 
 def gateway_config(
-    store: Path, *, comfyui_url: str = "http://127.0.0.1:9", mode: str = "live", live_timeout: float = 20.0, **comfy: Any
+    store: Path,
+    *,
+    comfyui_url: str = "http://127.0.0.1:9",
+    mode: str = "live",
+    live_timeout: float = 20.0,
+    **comfy: Any,
 ) -> MediaConfig:
     """The shipped YAML, pointed at the fake and a temp store, with fast polling/reconnects for tests."""
     environ = {"GENERATOR_MODE": mode, "COMFYUI_BASE_URL": comfyui_url, "MEDIA_STORE_DIR": str(store)}

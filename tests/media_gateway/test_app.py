@@ -96,7 +96,9 @@ async def test_unknown_or_malicious_image_ids_get_the_404_envelope(mock_gateway:
         ({"role": "vision", "task": "product_image"}, 400, "invalid_request"),
     ],
 )
-async def test_bad_requests_get_the_envelope(mock_gateway: Client, body: dict[str, Any], status: int, code: str) -> None:
+async def test_bad_requests_get_the_envelope(
+    mock_gateway: Client, body: dict[str, Any], status: int, code: str
+) -> None:
     got, payload, _ = await mock_gateway.generate(body)
     assert (got, payload["error"]["code"]) == (status, code)
 

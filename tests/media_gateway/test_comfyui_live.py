@@ -197,7 +197,7 @@ async def test_reconnected_socket_reconciles_with_history(gateway: Client, fake:
     assert status == 200 and again["status"] == "succeeded"
 
 
-async def test_identical_resubmission_served_from_cache_still_gives_the_image(gateway: Client, fake: FakeComfyUI) -> None:
+async def test_identical_resubmission_from_cache_still_gives_the_image(gateway: Client, fake: FakeComfyUI) -> None:
     body = {**PRODUCT, "seed": 7}
     _, first, _ = await gateway.generate(body)
     files = len(fake.files)

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from media_gateway.app import create_app
-from media_gateway.config import MediaConfig, WorkflowSpec, load_media_config
+from media_gateway.config import MediaConfig, ParamSpec, WorkflowSpec, load_media_config
 from media_gateway.workflows import load_workflows
 from service_common.config import ConfigError
 from shared_contracts.errors import InvalidRequest
@@ -55,7 +55,8 @@ def test_missing_node_stops_start_up_naming_it(tmp_path: Path) -> None:
 
 def test_missing_input_stops_start_up_naming_it(tmp_path: Path) -> None:
     specs = {"w": _spec({"width": {"node": "1", "input": "wdth"}})}
-    with pytest.raises(ConfigError, match=r"workflows\.w\.params\.width\.input: node '1' \(EmptyImage\) has no input 'wdth'"):
+    expected = r"workflows\.w\.params\.width\.input: node '1' \(EmptyImage\) has no input 'wdth'"
+    with pytest.raises(ConfigError, match=expected):
         load_workflows(specs, base_dir=_write(tmp_path))
 
 
@@ -104,9 +105,8 @@ def _config(tmp_path: Path, **changes: Any) -> MediaConfig:
 def test_create_app_refuses_a_broken_mapping(tmp_path: Path) -> None:
     config = _config(tmp_path)
     broken = dict(config.workflows)
-    broken["smoke_v1"] = msgspec.structs.replace(
-        broken["smoke_v1"], params={"width": msgspec.convert({"node": "1", "input": "size"}, type(broken["smoke_v1"].params["width"]))}
-    )
+    wrong = msgspec.convert({"node": "1", "input": "size"}, ParamSpec)
+    broken["smoke_v1"] = msgspec.structs.replace(broken["smoke_v1"], params={"width": wrong})
     with pytest.raises(ConfigError, match=r"workflows\.smoke_v1\.params\.width\.input"):
         create_app(msgspec.structs.replace(config, workflows=broken))
 
