@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from time import perf_counter
@@ -16,15 +17,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service_common.auth import auth_middleware, key_hashes
+from service_common.breaker import Clock
+from service_common.deadline import request_timeout
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import LLMMetrics, instrument
+from service_common.openapi import openapi_route
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import ErrorEnvelope, GatewayError, InvalidRequest, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
 
 from .config import GatewayConfig, with_mode_from_env
 from .gateway import Gateway
+from .guards import Readiness, build_guards
 from .openai_compat import openai_routes
+from .openapi import llm_openapi
 from .registry import build_providers
 from .reload import RoutingReloader
 from .routing import Router
@@ -37,15 +44,22 @@ _encode = msgspec.json.Encoder().encode
 _JSON = "application/json"
 
 
-def build_gateway(config: GatewayConfig) -> Gateway:
-    """The Gateway for `config`: providers imported and configured now, so bad YAML fails before serving."""
+def build_gateway(config: GatewayConfig, *, clock: Clock | None = None) -> Gateway:
+    """The Gateway for `config`: providers imported and configured now, so bad YAML fails before serving.
+
+    `clock` drives the circuit breakers (tests pass a hand-moved one).
+    """
     providers = build_providers(config)
+    guards = build_guards(config.resilience, providers, clock=clock or time.monotonic)
     return Gateway(
         router=Router(config.llm_routing, config.timeouts),
         providers=providers,
         mode=config.mode,
         mock_provider=config.mock_provider,
         allow_mode_header=config.allow_mode_header,
+        limits=config.limits,
+        retry=config.retry,
+        guards=guards,
     )
 
 
@@ -112,13 +126,14 @@ class _Endpoints:
         body: GenerateRequest | None = None
         mode: Mode | None = None
         try:
+            timeout = request_timeout(request.headers)
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
             mode = self._mode(request)
             if stream:
                 # Route and schema errors raise here, so before the stream starts they get their own status.
-                pieces = self.gateway.stream(body, mode=mode)
+                pieces = self.gateway.stream(body, mode=mode, timeout=timeout)
             else:
-                response = await self.gateway.generate(body, mode=mode)
+                response = await self.gateway.generate(body, mode=mode, timeout=timeout)
         except GatewayError as err:
             self._log(body, mode, started, None, err, stream=stream)
             raise
@@ -160,10 +175,11 @@ class _Endpoints:
 
     async def readyz(self, request: Request) -> Response:
         failing = await self.gateway.check_ready(timeout=self.health_timeout)
+        guards = self.gateway.guard_status()
         if failing:
             names = ", ".join(sorted(failing))
-            raise NotReady(f"providers not ready: {names}", details={"providers": failing})
-        return Response(_encode({"status": "ready", "mode": self.gateway.mode}), media_type=_JSON)
+            raise NotReady(f"providers not ready: {names}", details={"providers": failing, "guards": guards})
+        return Response(_encode(Readiness(status="ready", mode=self.gateway.mode, providers=guards)), media_type=_JSON)
 
 
 def create_app(
@@ -172,14 +188,16 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     metrics: LLMMetrics | None = None,
     reload_from: Path | None = None,
+    clock: Clock | None = None,
 ) -> Starlette:
     """The ASGI app. `environ`, when given, may override the mode (`GENERATOR_MODE`); providers start in the lifespan.
 
     `metrics` defaults to a fresh registry of this app's own; with `reload_from`, SIGHUP re-reads that file's routing.
+    `clock` drives the circuit breakers (tests). CORS is deliberately absent: no browser origin is allowed.
     """
     if environ is not None:
         config = with_mode_from_env(config, environ)
-    gateway = build_gateway(config)
+    gateway = build_gateway(config, clock=clock)
     metrics = metrics if metrics is not None else LLMMetrics()
     endpoints = _Endpoints(gateway, config, metrics)
     reloader = None if reload_from is None else RoutingReloader(gateway, config, path=reload_from, environ=environ or {})
@@ -203,10 +221,12 @@ def create_app(
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
         *openai_routes(gateway, max_body=config.max_body_bytes),
+        openapi_route(llm_openapi(auth=bool(key_hashes(config.auth)))),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
+        middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
         exception_handlers=dict(error_handlers()),
         lifespan=lifespan,
     )

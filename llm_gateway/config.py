@@ -13,8 +13,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from service_common.auth import AuthSettings, key_hashes
 from service_common.config import ConfigError, convert_section, read_yaml
+from service_common.retry import RetryPolicy
 from shared_contracts.llm import Mode
+
+from .guards import ResilienceConfig
+from .limits import RequestLimits
 
 __all__ = [
     "DEFAULT_MOCK_PROVIDER",
@@ -83,6 +88,8 @@ class RouteSpec(TargetSpec, frozen=True):
     fallbacks: list[TargetSpec] = []
     # A bare number overrides the live deadline only; a mapping may set `mock` and/or `live`.
     timeout: Seconds | TimeoutOverride | None = None
+    # Tries per target before the next fallback; absent = the top-level `retry`.
+    retry: RetryPolicy | None = None
 
 
 class RuleSpec(RouteSpec, frozen=True):
@@ -116,6 +123,14 @@ class GatewayConfig(_Section, frozen=True):
     providers: dict[str, dict[str, Any]] = {}
     llm_routing: RoutingConfig = RoutingConfig()
     log_level: Literal["debug", "info", "warning", "error"] | None = None
+    # Message count and character caps per request (413 payload_too_large), see llm_gateway/limits.py.
+    limits: RequestLimits = RequestLimits()
+    # Default retries of every route (a rule's own `retry` wins); 1 attempt = no retry.
+    retry: RetryPolicy = RetryPolicy()
+    # Circuit breaker and backpressure per provider instance, see llm_gateway/guards.py.
+    resilience: ResilienceConfig = ResilienceConfig()
+    # Optional API keys (Authorization: Bearer); none configured = open, see service_common/auth.py.
+    auth: AuthSettings = AuthSettings()
 
 
 def parse_gateway_config(raw: Any, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -168,6 +183,10 @@ def _check_references(config: GatewayConfig) -> None:
                 value = getattr(route, field)
                 if isinstance(value, list) and not value:
                     raise ConfigError(f"{where}.{field}: an empty list matches nothing; omit it to match any")
+    key_hashes(config.auth)  # a malformed hash fails here, naming auth.api_key_sha256[i]
+    for name in config.resilience.providers:
+        if name not in known:
+            raise ConfigError(f"resilience.providers.{name}: unknown provider (known: {', '.join(sorted(known))})")
     for name, section in config.providers.items():
         if not isinstance(section.get("class"), str):
             raise ConfigError(f"providers.{name}.class: required, as 'package.module:ClassName'")

@@ -7,15 +7,19 @@ instance that really answered) and the model the live route would have used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import random
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import msgspec
 
+from service_common.deadline import effective_timeout
+from service_common.retry import RetryPolicy
 from shared_contracts.errors import GatewayError, InvalidOutput, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import (
     Attempt,
@@ -29,6 +33,8 @@ from shared_contracts.llm import (
     Usage,
 )
 
+from .guards import CIRCUIT_OPEN, ProviderGuard, ProviderStatus, is_circuit_open
+from .limits import RequestLimits, check_request
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
 from .routing import Route, Router, Target
 from .structured import OutputSchema, SchemaCache, repair_prompt
@@ -36,7 +42,9 @@ from .structured import OutputSchema, SchemaCache, repair_prompt
 __all__ = ["Gateway", "Plan"]
 
 _NO_OPTIONS = GenerateOptions()
+_NO_RETRY = RetryPolicy()
 _PENDING = "pending"
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class Plan:
     targets: tuple[tuple[Target, Provider], ...]
     schema: OutputSchema | None
     timeout: float
+    retry: RetryPolicy = _NO_RETRY
 
     def call(self, target: Target) -> ProviderCall:
         """The provider call for `target`: the route's default options overlaid with the client's."""
@@ -80,6 +89,17 @@ def _done(attempt: Attempt, started: float, outcome: str) -> None:
     attempt.latency_ms = round((perf_counter() - started) * 1000, 3)
 
 
+def _failed(attempt: Attempt, started: float, err: GatewayError) -> None:
+    # A skipped call (breaker open) says so in `outcome`; `error_code` stays the stable code.
+    _done(attempt, started, CIRCUIT_OPEN if is_circuit_open(err) else err.code)
+    attempt.error_code = err.code
+
+
+def _moves_on(err: GatewayError) -> bool:
+    """Errors where trying the same target again is pointless: go to the next one."""
+    return is_circuit_open(err) or err.code == "overloaded"
+
+
 def _timed_out(plan: Plan, attempts: list[Attempt]) -> UpstreamTimeout:
     for attempt in attempts:
         if attempt.outcome == _PENDING:
@@ -101,13 +121,24 @@ class Gateway:
         mode: Mode,
         mock_provider: str = "mock",
         allow_mode_header: bool = False,
+        limits: RequestLimits | None = None,
+        retry: RetryPolicy = _NO_RETRY,
+        guards: Mapping[str, ProviderGuard] | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.router = router
         self.providers = dict(providers)
         self.mode: Mode = mode
         self.allow_mode_header = allow_mode_header
+        self.limits = limits or RequestLimits()
+        self.retry = retry
+        self.guards = dict(guards or {})
         self._mock = self.providers[mock_provider]
         self._schemas = SchemaCache()
+        # Jitter needs no secrecy; tests pass a seeded Random and a recording `sleep`.
+        self._rng = rng or random.Random()
+        self._sleep = sleep
 
     async def start(self) -> None:
         """Start every provider (opens their pooled sessions)."""
@@ -119,9 +150,13 @@ class Gateway:
         for provider in reversed(list(self.providers.values())):
             await provider.close()
 
-    def plan(self, request: GenerateRequest, *, mode: Mode | None = None) -> Plan:
-        """Resolve mode, route and schema; raises NoRoute or InvalidRequest before any provider is called."""
+    def plan(self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None) -> Plan:
+        """Resolve mode, route and schema; raises NoRoute, InvalidRequest or PayloadTooLarge before any call.
+
+        `timeout` (the caller's X-Request-Timeout) may shorten the route's deadline, never lengthen it.
+        """
         mode = mode or self.mode
+        check_request(request, self.limits)
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
         route = self.router.resolve(request.role, request.task, request.quality)
@@ -132,11 +167,14 @@ class Gateway:
             )
         else:
             targets = tuple((t, self.providers[t.provider]) for t in route.targets)
-        return Plan(request, mode, route, targets, schema, route.timeout(mode))
+        budget = effective_timeout(route.timeout(mode), timeout)
+        return Plan(request, mode, route, targets, schema, budget, route.retry or self.retry)
 
-    async def generate(self, request: GenerateRequest, *, mode: Mode | None = None) -> GenerateResponse:
+    async def generate(
+        self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
+    ) -> GenerateResponse:
         """One complete answer; raises a GatewayError whose `details["attempts"]` lists the tries."""
-        return await self.run(self.plan(request, mode=mode))
+        return await self.run(self.plan(request, mode=mode, timeout=timeout))
 
     async def run(self, plan: Plan) -> GenerateResponse:
         """Execute a plan within its deadline, falling back on retryable errors."""
@@ -152,24 +190,44 @@ class Gateway:
             err.details.setdefault("attempts", attempts)
             raise
 
+    async def _tries(
+        self, plan: Plan, deadline: float, errors: list[GatewayError]
+    ) -> AsyncIterator[tuple[Target, Provider]]:
+        """Targets in try order, each up to `plan.retry.attempts` times, with backoff inside the deadline.
+
+        The caller appends each retryable failure to `errors` before asking for the next try, and stops
+        asking after a success. A wait that would end past the deadline moves on to the next target.
+        """
+        loop = asyncio.get_running_loop()
+        for target, provider in plan.targets:
+            for number in range(1, plan.retry.attempts + 1):
+                if errors and loop.time() >= deadline:
+                    return
+                yield target, provider
+                err = errors[-1]
+                if _moves_on(err):
+                    break
+                wait = plan.retry.delay(number, retry_after=err.retry_after, left=deadline - loop.time(), rng=self._rng)
+                if wait is None:
+                    break
+                await self._sleep(wait)
+
     async def _first_success(
         self, plan: Plan, attempts: list[Attempt], deadline: float, started: float
     ) -> GenerateResponse:
-        loop = asyncio.get_running_loop()
-        last: GatewayError | None = None
-        for target, provider in plan.targets:
-            if attempts and loop.time() >= deadline:
-                break
-            call = plan.call(target)
-            try:
-                result = await self._call(provider, target, call, attempts, deadline)
-            except GatewayError as err:
-                if not err.retryable:
-                    raise
-                last = err
-                continue
-            return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
-        raise last if last is not None else _timed_out(plan, attempts)
+        errors: list[GatewayError] = []
+        async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
+            async for target, provider in tries:
+                call = plan.call(target)
+                try:
+                    result = await self._call(provider, target, call, attempts, deadline)
+                except GatewayError as err:
+                    if not err.retryable:
+                        raise
+                    errors.append(err)
+                    continue
+                return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
+        raise errors[-1] if errors else _timed_out(plan, attempts)
 
     async def _call(
         self, provider: Provider, target: Target, call: ProviderCall, attempts: list[Attempt], deadline: float
@@ -177,10 +235,15 @@ class Gateway:
         attempt = Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=0.0)
         attempts.append(attempt)
         started = perf_counter()
+        guard = self.guards.get(provider.name)
         try:
-            result = await provider.generate(call, deadline=deadline)
+            if guard is None:
+                result = await provider.generate(call, deadline=deadline)
+            else:
+                async with guard.call(deadline):
+                    result = await provider.generate(call, deadline=deadline)
         except GatewayError as err:
-            _done(attempt, started, err.code)
+            _failed(attempt, started, err)
             raise
         _done(attempt, started, "ok")
         return result
@@ -237,57 +300,59 @@ class Gateway:
         )
 
     def stream(
-        self, request: GenerateRequest, *, mode: Mode | None = None
+        self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
     ) -> AsyncIterator[StreamDelta | GenerateResponse]:
         """Text pieces, then one GenerateResponse. Route and schema errors raise here, before iteration."""
-        return self.run_stream(self.plan(request, mode=mode))
+        return self.run_stream(self.plan(request, mode=mode, timeout=timeout))
 
     async def run_stream(self, plan: Plan) -> AsyncIterator[StreamDelta | GenerateResponse]:
-        """Stream a plan: a fallback is tried only while no text has been sent."""
+        """Stream a plan: a retry or fallback is tried only while no text has been sent."""
         started = perf_counter()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + plan.timeout
+        deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
-        last: GatewayError | None = None
-        for target, provider in plan.targets:
-            if attempts and loop.time() >= deadline:
-                break
-            call = plan.call(target)
-            attempt = Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=0.0)
-            attempts.append(attempt)
-            tried = perf_counter()
-            sent = False
-            pieces = provider.stream(call, deadline=deadline)
-            try:
-                while True:
-                    item = await _next(pieces, deadline, plan, attempts)
-                    if not isinstance(item, Delta):
-                        result = item
-                        break
-                    sent = True
-                    yield StreamDelta(text=item.text)
-            except GatewayError as err:
-                _done(attempt, tried, err.code)
-                err.details.setdefault("attempts", attempts)
-                if sent or not err.retryable:
+        errors: list[GatewayError] = []
+        async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
+            async for target, provider in tries:
+                call = plan.call(target)
+                attempt = Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=0.0)
+                attempts.append(attempt)
+                tried = perf_counter()
+                sent = False
+                guard = self.guards.get(provider.name)
+                try:
+                    # The guard spans the whole stream: its limiter slot is held until the last piece.
+                    async with guard.call(deadline) if guard is not None else contextlib.nullcontext():
+                        pieces = provider.stream(call, deadline=deadline)
+                        try:
+                            while True:
+                                item = await _next(pieces, deadline, plan, attempts)
+                                if not isinstance(item, Delta):
+                                    result = item
+                                    break
+                                sent = True
+                                yield StreamDelta(text=item.text)
+                        finally:
+                            await pieces.aclose()  # type: ignore[attr-defined]
+                except GatewayError as err:
+                    _failed(attempt, tried, err)
+                    err.details.setdefault("attempts", attempts)
+                    if sent or not err.retryable:
+                        raise
+                    errors.append(err)
+                    continue
+                _done(attempt, tried, "ok")
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        response = await self._complete(plan, target, provider, call, result, attempts, deadline, started)
+                except TimeoutError:
+                    raise _timed_out(plan, attempts) from None
+                except GatewayError as err:
+                    err.details.setdefault("attempts", attempts)
                     raise
-                last = err
-                continue
-            finally:
-                await pieces.aclose()  # type: ignore[attr-defined]
-            _done(attempt, tried, "ok")
-            try:
-                async with asyncio.timeout_at(deadline):
-                    response = await self._complete(plan, target, provider, call, result, attempts, deadline, started)
-            except TimeoutError:
-                raise _timed_out(plan, attempts) from None
-            except GatewayError as err:
-                err.details.setdefault("attempts", attempts)
-                raise
-            yield response
-            return
-        if last is None:
-            last = _timed_out(plan, attempts)
+                yield response
+                return
+        last = errors[-1] if errors else _timed_out(plan, attempts)
+        last.details.setdefault("attempts", attempts)
         raise last
 
     def routing_table(self) -> RoutingTable:
@@ -308,6 +373,10 @@ class Gateway:
         deadline = asyncio.get_running_loop().time() + timeout
         reasons = await asyncio.gather(*(self._health(self.providers[n], deadline) for n in names))
         return {name: reason for name, reason in zip(names, reasons, strict=True) if reason is not None}
+
+    def guard_status(self) -> dict[str, ProviderStatus]:
+        """Breaker state and backpressure counts of every guarded provider, for `/readyz`."""
+        return {name: guard.status() for name, guard in sorted(self.guards.items())}
 
     @staticmethod
     async def _health(provider: Provider, deadline: float) -> str | None:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service_common.deadline import request_timeout
 from service_common.http import decode_body
 from service_common.sse import sse_response
 from shared_contracts._base import Inbound, Outbound
@@ -230,13 +231,14 @@ class _ChatEndpoints:
         started = perf_counter()
         native: GenerateRequest | None = None
         try:
+            timeout = request_timeout(request.headers)
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
             native = self._generate_request(body)
             if body.stream:
                 include_usage = body.stream_options is not None and body.stream_options.include_usage
-                pieces = self.gateway.stream(native)
+                pieces = self.gateway.stream(native, timeout=timeout)
                 return sse_response(self._chunks(pieces, body.model, include_usage, native, started))
-            response = await self.gateway.generate(native)
+            response = await self.gateway.generate(native, timeout=timeout)
         except GatewayError as err:
             self._log(native, started, err.code, stream=False)
             raise

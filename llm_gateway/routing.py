@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from service_common.retry import RetryPolicy
 from shared_contracts.errors import NoRoute
 from shared_contracts.llm import GenerateOptions, Mode, RouteInfo, RouteTarget, RouteTimeouts
 
@@ -34,6 +35,8 @@ class Route:
     name: str
     targets: tuple[Target, ...]
     timeouts: ModeTimeouts
+    # The rule's own retries; None = the gateway's default.
+    retry: RetryPolicy | None = None
 
     def timeout(self, mode: Mode) -> float:
         """Seconds the whole call may take in `mode`."""
@@ -101,7 +104,7 @@ class Router:
         else:
             name = spec.name if isinstance(spec, RuleSpec) and spec.name else f"rules[{index}]"
         targets = (_target(spec), *(_target(fb) for fb in spec.fallbacks))
-        return Route(name=name, targets=targets, timeouts=_timeouts(spec, timeouts))
+        return Route(name=name, targets=targets, timeouts=_timeouts(spec, timeouts), retry=spec.retry)
 
     def resolve(self, role: str, task: str, quality: str | None = None) -> Route:
         """The first matching rule's route, else the default route."""

@@ -1,0 +1,58 @@
+"""The LLM Gateway's `/openapi.json`: every endpoint, typed by the msgspec contracts it decodes and encodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
+from shared_contracts.llm import GenerateRequest, GenerateResponse, RoutingTable
+
+from .guards import Readiness
+from .openai_compat import ChatCompletionRequest
+
+__all__ = ["llm_openapi"]
+
+_MODE = HeaderParam("X-Generator-Mode", "mock or live; honoured only with allow_mode_header: true.",
+                    {"type": "string", "enum": ["mock", "live"]})
+_GENERATE_ERRORS = (400, 404, 413, 422, 429, 502, 503, 504)
+_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _operations() -> list[Operation]:
+    generate_headers = (REQUEST_TIMEOUT, _MODE)
+    return [
+        Operation("POST", "/api/v1/llm/generate", "One complete answer for a role and task",
+                  request=GenerateRequest, response=GenerateResponse, errors=_GENERATE_ERRORS,
+                  headers=generate_headers, tags=("llm",)),
+        Operation("POST", "/api/v1/llm/generate/stream", "The same answer as Server-Sent Events",
+                  request=GenerateRequest, response_schema={"type": "string"}, media_type="text/event-stream",
+                  errors=(400, 404, 413, 429, 503), headers=generate_headers, tags=("llm",),
+                  description="`delta` events {\"text\"}, then one `done` event (GenerateResponse) or one `error` "
+                              "event (the error envelope). Errors before the first event are JSON envelopes."),
+        Operation("GET", "/api/v1/llm/routes", "The resolved routing table", response=RoutingTable, tags=("llm",)),
+        Operation("POST", "/v1/chat/completions", "OpenAI-compatible chat completion (JSON or SSE with stream: true)",
+                  request=ChatCompletionRequest, response_schema=_OBJECT, errors=_GENERATE_ERRORS,
+                  headers=(REQUEST_TIMEOUT,), tags=("openai",)),
+        Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
+                  tags=("openai",)),
+        Operation("GET", "/healthz", "The process is up",
+                  response_schema={"type": "object", "properties": {"status": {"type": "string"}},
+                                   "required": ["status"]},
+                  tags=("health",), secured=False),
+        Operation("GET", "/readyz", "Providers answer their health checks; breaker and backpressure state",
+                  response=Readiness, errors=(503,), tags=("health",), secured=False),
+        Operation("GET", "/metrics", "Prometheus metrics", response_schema={"type": "string"},
+                  media_type="text/plain", tags=("health",), secured=False),
+        Operation("GET", "/openapi.json", "This document", response_schema=_OBJECT, tags=("health",), secured=False),
+    ]
+
+
+def llm_openapi(*, auth: bool) -> dict[str, Any]:
+    """The document; with `auth`, the secured operations require a Bearer key."""
+    return openapi_document(
+        title="LLM Gateway",
+        version="1",
+        description="Role/task routing to LLM providers, mock and live, one response shape and one error envelope.",
+        operations=_operations(),
+        auth=auth,
+    )
