@@ -6,18 +6,25 @@ import os
 import sys
 from collections.abc import Sequence
 
+from service_common.checkconfig import check_config_command
 from service_common.config import ConfigError
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
 
 from .app import create_app
-from .config import load_media_config
+from .config import MediaConfig, load_media_config
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the YAML, build the app, serve it; a configuration problem exits with status 2."""
+    """Load the YAML, build the app, serve it (or `check-config PATH`); a configuration problem exits with status 2."""
+    checked = check_config_command(
+        argv, prog="media-gateway", config_type=MediaConfig,
+        load=lambda path: create_app(load_media_config(path, os.environ)),
+    )
+    if checked is not None:
+        return checked
     args = parse_serve_args(
         argv,
         prog="media-gateway",

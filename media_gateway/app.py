@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from service_common.metrics import MediaMetrics, instrument
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
 from shared_contracts.media import ImageRequest, Job, JobEvent
@@ -151,12 +152,24 @@ ROUTES = [
 ]
 
 
-def create_app(config: MediaConfig, *, environ: Mapping[str, str] | None = None) -> Starlette:
+def _queue_depth(runner: JobRunner, providers: Iterable[str]) -> dict[tuple[str, str], float]:
+    depth = {(name, state): 0.0 for name in providers for state in ("queued", "running")}
+    for job in runner.active():
+        if job.status in ("queued", "running"):
+            depth[(job.provider, job.status)] = depth.get((job.provider, job.status), 0.0) + 1
+    return depth
+
+
+def create_app(
+    config: MediaConfig, *, environ: Mapping[str, str] | None = None, metrics: MediaMetrics | None = None
+) -> Starlette:
     """Build the app; workflows and providers are validated now, so bad YAML fails before serving.
 
     `environ` is accepted for symmetry with the other services; the YAML loader already expanded it.
+    `metrics` defaults to a fresh registry of this app's own, served at `GET /metrics`.
     """
     del environ
+    media_metrics = metrics if metrics is not None else MediaMetrics()
     workflows = load_workflows(config.workflows, base_dir=Path(config.base_dir))
     providers = load_providers(config.providers)
     store = LocalImageStore(Path(config.store.dir))
@@ -164,7 +177,8 @@ def create_app(config: MediaConfig, *, environ: Mapping[str, str] | None = None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        runner = JobRunner(registry)
+        runner = JobRunner(registry, on_final=media_metrics.observe_job)
+        media_metrics.track_queue(lambda: _queue_depth(runner, providers))
         async with contextlib.AsyncExitStack() as stack:
             for provider in providers.values():
                 await provider.start()
@@ -173,10 +187,12 @@ def create_app(config: MediaConfig, *, environ: Mapping[str, str] | None = None)
             service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
             yield {"service": service}
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=dict(error_handlers()),
     )
+    instrument(app, media_metrics)
+    return app
 

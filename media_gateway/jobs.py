@@ -89,10 +89,16 @@ def _now() -> datetime:
 class JobRunner:
     """Runs each job's work as a task under its deadline, and lets requests wait, follow or cancel it."""
 
-    def __init__(self, registry: JobRegistry) -> None:
+    def __init__(self, registry: JobRegistry, *, on_final: Callable[[Job], None] | None = None) -> None:
         self._registry = registry
         self._local: dict[str, _Local] = {}
         self._saves: set[asyncio.Task[None]] = set()
+        # Told each job's final snapshot once (e.g. to time it in the metrics).
+        self._on_final = on_final
+
+    def active(self) -> list[Job]:
+        """Snapshots of the jobs this process is running or holding in its queue."""
+        return [local.job for local in self._local.values()]
 
     async def start(self, job: Job, work: Work, *, deadline: float, request_id: str | None = None) -> None:
         """Record `job` and start its work; `deadline` is a `loop.time()` covering queueing and rendering."""
@@ -217,6 +223,12 @@ class JobRunner:
                 latency_ms=round((loop.time() - begun) * 1000, 1),
             )
             self._publish(local, final)
+            # The task copied the submitting request's context, so this line carries its request and trace ids.
+            _log.info("job_finished", job_id=final.id, status=final.status, provider=final.provider,
+                      workflow=final.workflow, latency_ms=final.latency_ms,
+                      error_code=final.error.code if final.error is not None else None)
+            if self._on_final is not None:
+                self._on_final(final)
             await self._persist(local)
             local.done.set()
             self._local.pop(local.job.id, None)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+from starlette.routing import Route
+
+from ._layout import REPO
 
 from .postman import SCHEMA_V21, PostmanRequest, extract, load_collection, requests_of, used_variables, variables_of
 
@@ -80,6 +84,38 @@ def test_bodies_are_json_except_the_deliberately_broken_one(request_: PostmanReq
 def test_every_endpoint_is_covered() -> None:
     covered = {template_of(r) for r in REQUESTS}
     assert ENDPOINTS <= covered, f"not covered: {sorted(ENDPOINTS - covered)}"
+
+
+def _app_endpoints(tmp_path: Path) -> set[tuple[str, str, str]]:
+    """(base variable, method, path template) of every route the three apps really serve."""
+    from llm_gateway.app import create_app as llm_app
+    from llm_gateway.config import load_gateway_config
+    from media_gateway.app import create_app as media_app
+    from media_gateway.config import load_media_config
+    from orchestrator.app import create_app as orchestrator_app
+    from orchestrator.config import load_orchestrator_config
+
+    env = {"MEDIA_STORE_DIR": str(tmp_path / "media"), "ORCHESTRATOR_RUNS_DIR": str(tmp_path / "runs")}
+    apps = {
+        "llm_base": llm_app(load_gateway_config(REPO / "config" / "llm_gateway.yaml", environ=env)),
+        "media_base": media_app(load_media_config(REPO / "config" / "media_gateway.yaml", env)),
+        "orch_base": orchestrator_app(load_orchestrator_config(REPO / "config" / "orchestrator.yaml", env)),
+    }
+    found = set()
+    for base, app in apps.items():
+        for route in app.routes:
+            assert isinstance(route, Route), f"{base}: {route!r} is not a plain Route; extend this test"
+            for method in route.methods or ():
+                if method != "HEAD":
+                    found.add((base, method, re.sub(r"\{\w+\}", "{id}", route.path)))
+    return found
+
+
+def test_every_route_the_apps_serve_is_covered(tmp_path: Path) -> None:
+    covered = {template_of(r) for r in REQUESTS}
+    served = _app_endpoints(tmp_path)
+    assert served <= covered, f"routes without a Postman request: {sorted(served - covered)}"
+    assert covered <= served, f"Postman requests for routes nobody serves: {sorted(covered - served)}"
 
 
 def test_every_used_variable_is_declared_and_set_before_use() -> None:
