@@ -231,5 +231,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    metrics.track_breakers(
+        lambda: {name: s.breaker.state for name, s in gateway.guard_status().items() if s.breaker is not None}
+    )
     instrument(app, metrics)
     return app

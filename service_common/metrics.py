@@ -142,6 +142,30 @@ class LLMMetrics(Metrics):
             if isinstance(attempt, Attempt):
                 self.observe_upstream(attempt.provider, attempt.model, attempt.outcome, attempt.latency_ms / 1000)
 
+    def track_breakers(self, read: Callable[[], Mapping[str, str]]) -> None:
+        """Report `read()` ({provider: breaker state}) as `pdp_breaker_state` whenever the registry is scraped."""
+        self.registry.register(_BreakerCollector(read))
+
+
+_BREAKER_STATES = ("closed", "half_open", "open")
+
+
+class _BreakerCollector(Collector):
+    """`pdp_breaker_state`: one series per provider and state, 1 for the state it is in now."""
+
+    def __init__(self, read: Callable[[], Mapping[str, str]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "pdp_breaker_state", "Circuit breaker per provider: 1 on its current state (closed, half_open, open).",
+            labels=("provider", "state"),
+        )
+        for provider, current in sorted(self.read().items()):
+            for state in _BREAKER_STATES:
+                family.add_metric((provider, state), 1.0 if state == current else 0.0)
+        yield family
+
 
 class _QueueCollector(Collector):
     """`pdp_media_queue_depth`, computed when scraped so the job path pays nothing for it."""

@@ -189,3 +189,14 @@ def test_flow_run_steps_and_the_gateway_calls_they_made() -> None:
     assert _value(metrics, "pdp_flow_step_duration_seconds_count", role="reviewer") == 0
     assert _value(metrics, "pdp_upstream_duration_seconds_sum", upstream="media_gateway") == 1.0
     assert _value(metrics, "pdp_upstream_duration_seconds_sum", upstream="llm_gateway") == pytest.approx(0.4)
+
+
+def test_breaker_state_is_read_when_scraped() -> None:
+    metrics = LLMMetrics()
+    states = {"ollama": "closed"}
+    metrics.track_breakers(lambda: states)
+    assert _value(metrics, "pdp_breaker_state", provider="ollama", state="closed") == 1
+    assert _value(metrics, "pdp_breaker_state", provider="ollama", state="open") == 0
+    states["ollama"] = "open"
+    assert _value(metrics, "pdp_breaker_state", provider="ollama", state="open") == 1
+    assert _value(metrics, "pdp_breaker_state", provider="ollama") == 1

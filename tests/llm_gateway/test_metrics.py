@@ -1,0 +1,40 @@
+"""The LLM Gateway's `/metrics`: breaker state per guarded provider, and a generate counted by its route."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from llm_gateway.app import create_app
+from service_common.metrics import LLMMetrics
+from tests.fakes.asgi import AsgiClient
+
+from ._support import make_config
+
+
+def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+async def test_breaker_state_of_each_live_provider_is_exported() -> None:
+    async with AsgiClient(create_app(make_config())) as client:
+        samples = _samples((await client.get("/metrics")).body)
+    assert samples[("pdp_breaker_state", (("provider", "ollama"), ("state", "closed")))] == 1
+    assert samples[("pdp_breaker_state", (("provider", "ollama"), ("state", "open")))] == 0
+
+
+async def test_a_mock_generate_is_counted_with_its_route_and_tokens() -> None:
+    metrics = LLMMetrics()
+    app = create_app(make_config(mode="mock"), metrics=metrics)
+    async with AsgiClient(app) as client:
+        reply = await client.post("/api/v1/llm/generate", json={
+            "role": "strategist", "task": "outline", "messages": [{"role": "user", "content": "Plan the page."}]})
+        assert reply.status == 200
+    samples = _samples(metrics.render())
+    key = (("endpoint", "/api/v1/llm/generate"), ("method", "POST"), ("model", "qwen2.5:14b"),
+           ("outcome", "ok"), ("provider", "mock"), ("role", "strategist"), ("task", "outline"))
+    assert samples[("pdp_requests_total", key)] == 1
+    assert samples[("pdp_llm_tokens_total", (("direction", "out"), ("model", "qwen2.5:14b"), ("provider", "mock")))] > 0
