@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run-llm run-media run-orchestrator e2e samples clean
+.PHONY: install test check-config run-llm run-media run-orchestrator e2e samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) check-config
 	$(BIN)/python -m pytest -q
+
+# Every shipped config must load; each problem is printed with its YAML path (issue 8).
+check-config: $(STAMP)
+	$(BIN)/llm-gateway check-config config/llm_gateway.yaml
+	$(BIN)/media-gateway check-config config/media_gateway.yaml
+	$(BIN)/orchestrator check-config config/orchestrator.yaml
 
 run-llm: $(STAMP)
 	$(BIN)/llm-gateway
