@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
 
 __all__ = ["ServeArgs", "parse_serve_args", "serve"]
+
+# uvicorn's own exit status when the server could not start (e.g. the port is taken).
+_STARTUP_FAILURE = 3
 
 
 class ServeArgs(argparse.Namespace):
@@ -41,9 +46,24 @@ def parse_serve_args(
     return parser.parse_args(argv, namespace=ServeArgs())
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM once its graceful shutdown is done, so the process would die by
+    the signal (status -15). Here a finished graceful shutdown is a clean exit: status 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        captured: list[int] = getattr(self, "_captured_signals", [])
+        if sig == signal.SIGTERM and captured and captured[-1] == sig:
+            captured.pop()
+
+
 def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", graceful_s: float = 10.0) -> None:
-    """Run `app` under uvicorn with uvloop/httptools, no access log (we log requests ourselves)."""
-    uvicorn.run(
+    """Run `app` under uvicorn with uvloop/httptools, no access log (we log requests ourselves).
+
+    SIGTERM stops accepting, lets in-flight requests finish for up to `graceful_s`, runs the lifespan's
+    shutdown and exits 0.
+    """
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -55,3 +75,7 @@ def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", gracef
         timeout_graceful_shutdown=graceful_s,
         server_header=False,
     )
+    server = _Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(_STARTUP_FAILURE)
