@@ -16,6 +16,12 @@ _MODE = HeaderParam("X-Generator-Mode", "mock or live; honoured only with allow_
                     {"type": "string", "enum": ["mock", "live"]})
 _GENERATE_ERRORS = (400, 404, 413, 422, 429, 502, 503, 504)
 _OBJECT: dict[str, Any] = {"type": "object"}
+# Each Server-Sent Event; `data` is the JSON text of a StreamDelta, a GenerateResponse or the error envelope.
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"enum": ["delta", "done", "error"]}, "data": {"type": "string"}},
+    "required": ["event", "data"],
+}
 
 
 def _operations() -> list[Operation]:
@@ -25,7 +31,7 @@ def _operations() -> list[Operation]:
                   request=GenerateRequest, response=GenerateResponse, errors=_GENERATE_ERRORS,
                   headers=generate_headers, tags=("llm",)),
         Operation("POST", "/api/v1/llm/generate/stream", "The same answer as Server-Sent Events",
-                  request=GenerateRequest, response_schema={"type": "string"}, media_type="text/event-stream",
+                  request=GenerateRequest, response_schema=_SSE_EVENT, media_type="text/event-stream",
                   errors=(400, 404, 413, 429, 503), headers=generate_headers, tags=("llm",),
                   description="`delta` events {\"text\"}, then one `done` event (GenerateResponse) or one `error` "
                               "event (the error envelope). Errors before the first event are JSON envelopes."),

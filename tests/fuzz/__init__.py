@@ -1,0 +1,1 @@
+"""Property and fuzz tests: generated request bodies and schemathesis against /openapi.json."""
