@@ -41,6 +41,12 @@ e2e: $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python orchestrator/scripts/regenerate_samples.py
 
+# Bounded load through the LLM Gateway with upstream faults injected (issue 6); outside `make test`.
+LOAD_ARGS ?=
+.PHONY: load
+load: $(STAMP)
+	$(BIN)/python -m tests.load.llm_load $(LOAD_ARGS)
+
 clean:
 	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis
 

@@ -1,0 +1,18 @@
+"""A small run of the load test (tests/load/llm_load.py) inside `make test`: under mixed faults nothing is lost."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.load.llm_load import run_load
+
+pytestmark = pytest.mark.slow
+
+
+async def test_concurrent_requests_under_upstream_faults_are_all_answered_within_the_deadline() -> None:
+    report = await run_load(requests=80, concurrency=20, deadline_s=1.0)
+    assert report.sent == 80 and report.lost == 0, report.render()
+    assert report.ok, report.render()
+    assert set(report.by_status) <= {200, 429, 502, 503, 504}, report.render()
+    # The faults really happened and the fallback really answered some of them.
+    assert report.by_code["ok:backup"] > 0 and report.by_code["upstream_timeout"] > 0, report.render()
