@@ -93,14 +93,19 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(
+        # bind + reset by token restores exactly what was bound before, like bound_contextvars(), without
+        # its scan of every context variable on the way in and its unbind/re-bind on the way out.
+        tokens = structlog.contextvars.bind_contextvars(
             request_id=request_id,
             trace_id=trace.trace_id,
             span_id=trace.span_id,
             parent_span_id=trace.parent_id,
             trace_flags=trace.flags,
-        ):
+        )
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 def request_id_of(request: Request) -> str | None:
