@@ -5,12 +5,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import aioresponses.core as aioresponses_core
 import pytest
-from aiohttp import ClientResponse
 from aioresponses import aioresponses
+
+from tests.fakes.aioresponses_compat import patched_aioresponses
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,22 +28,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _Written:
-    output_size = 0
-
-
-class _CompatResponse(ClientResponse):
-    """aiohttp 3.14 made `stream_writer` a required argument that aioresponses 0.7.9 does not pass
-    (pnuckowski/aioresponses#289); a finished request's writer only reports its output size."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", _Written())
-        super().__init__(*args, **kwargs)
-
-
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     """aioresponses (patched for aiohttp 3.14) intercepting every aiohttp request of the test."""
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    with aioresponses() as mocked:
+    with patched_aioresponses(monkeypatch) as mocked:
         yield mocked

@@ -6,10 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aioresponses.core as aioresponses_core
 import msgspec
-import pytest
-from aiohttp import ClientResponse
 from aioresponses import aioresponses
 from yarl import URL
 
@@ -53,19 +50,6 @@ def sent(upstream: aioresponses, method: str, url: str) -> tuple[dict[str, Any],
     return body, dict(kwargs["headers"])
 
 
-class _Written:
-    output_size = 0
-
-
-class CompatResponse(ClientResponse):
-    """aiohttp 3.14 made `stream_writer` a required argument that aioresponses 0.7.9 does not pass
-    (pnuckowski/aioresponses#289); a finished request's writer only reports its output size."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", _Written())
-        super().__init__(*args, **kwargs)
-
-
 def uncomment(text: str, first: str, count: int) -> str:
     """`text` with the `count` commented lines starting at the one reading `# {first}` switched on."""
     lines = text.splitlines()
@@ -79,14 +63,6 @@ def uncomment(text: str, first: str, count: int) -> str:
 def sent_bodies(upstream: aioresponses, method: str, url: str) -> list[dict[str, Any]]:
     """The JSON bodies of every request made to `url`, in order."""
     return [msgspec.json.decode(call.kwargs["data"]) for call in upstream.requests.get((method, URL(url)), [])]
-
-
-@pytest.fixture
-def upstream(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """aioresponses, patched for aiohttp 3.14, intercepting every aiohttp request of the test."""
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", CompatResponse)
-    with aioresponses() as mocked:
-        yield mocked
 
 
 SCHEMA: dict[str, Any] = {

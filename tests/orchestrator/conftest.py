@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aioresponses.core as aioresponses_core
 import pytest
 from aioresponses import aioresponses
 
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport
 from orchestrator.config import GatewayClientConfig
-from tests.llm_gateway_cloud._support import CompatResponse
+from tests.fakes.aioresponses_compat import patched_aioresponses
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL
 
 
@@ -40,8 +39,7 @@ def sleep() -> RecordingSleep:
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     """aioresponses (patched for aiohttp 3.14, as the cloud provider tests do) intercepting the gateways."""
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", CompatResponse)
-    with aioresponses(passthrough=["http://127.0.0.1"]) as mocked:
+    with patched_aioresponses(monkeypatch, passthrough=["http://127.0.0.1"]) as mocked:
         yield mocked
 
 
