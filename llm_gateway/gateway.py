@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -192,7 +192,7 @@ class Gateway:
 
     async def _tries(
         self, plan: Plan, deadline: float, errors: list[GatewayError]
-    ) -> AsyncIterator[tuple[Target, Provider]]:
+    ) -> AsyncGenerator[tuple[Target, Provider], None]:
         """Targets in try order, each up to `plan.retry.attempts` times, with backoff inside the deadline.
 
         The caller appends each retryable failure to `errors` before asking for the next try, and stops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", gracef
         log_level=log_level.lower(),
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=graceful_s,
+        timeout_graceful_shutdown=math.ceil(graceful_s),
         server_header=False,
     )
     server = _Server(config)

@@ -107,7 +107,7 @@ class FakeOpenAI:
         if fault and fault.raw is not None:
             return web.Response(body=fault.raw, status=200, content_type="application/json")
         if body.get("stream"):
-            return await self._stream(request, model, body, fault)
+            return await self._stream(request, str(model), body, fault)
         completion = {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply, "refusal": None},

@@ -48,33 +48,36 @@ async def _breaker_state(client: AsgiClient, name: str = "up") -> str:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_open_breaker_skips_straight_to_the_fallback_then_half_opens(kind: Kind) -> None:
     clock = ManualClock()
-    async with upstream(kind) as up, upstream(kind) as backup:
-        async with gateway(_breaker_config(up, backup), clock=clock) as client:
-            up.set_fault(Fault(status=500))
-            for _ in range(2):
-                reply = await post(client, timeout=5)
-                assert outcomes(reply.json()["attempts"]) == ["upstream_error", "ok"]
-            assert await _breaker_state(client) == "open"
-
+    async with (
+        upstream(kind) as up,
+        upstream(kind) as backup,
+        gateway(_breaker_config(up, backup), clock=clock) as client,
+    ):
+        up.set_fault(Fault(status=500))
+        for _ in range(2):
             reply = await post(client, timeout=5)
-            assert reply.status == 200
-            skipped, answered = reply.json()["attempts"]
-            assert skipped["outcome"] == "circuit_open" and skipped["error_code"] == "provider_unavailable"
-            assert answered["provider"] == "backup"
-            assert up.calls == 2  # the open breaker did not call the failing upstream
-
-            clock.advance(30)
-            assert await _breaker_state(client) == "half_open"
-            reply = await post(client, timeout=5)  # the one probe fails: open again
             assert outcomes(reply.json()["attempts"]) == ["upstream_error", "ok"]
-            assert up.calls == 3
-            assert await _breaker_state(client) == "open"
+        assert await _breaker_state(client) == "open"
 
-            clock.advance(30)
-            up.set_fault(None)
-            reply = await post(client, timeout=5)  # the probe succeeds: closed
-            assert reply.json()["provider"] == "up"
-            assert await _breaker_state(client) == "closed"
+        reply = await post(client, timeout=5)
+        assert reply.status == 200
+        skipped, answered = reply.json()["attempts"]
+        assert skipped["outcome"] == "circuit_open" and skipped["error_code"] == "provider_unavailable"
+        assert answered["provider"] == "backup"
+        assert up.calls == 2  # the open breaker did not call the failing upstream
+
+        clock.advance(30)
+        assert await _breaker_state(client) == "half_open"
+        reply = await post(client, timeout=5)  # the one probe fails: open again
+        assert outcomes(reply.json()["attempts"]) == ["upstream_error", "ok"]
+        assert up.calls == 3
+        assert await _breaker_state(client) == "open"
+
+        clock.advance(30)
+        up.set_fault(None)
+        reply = await post(client, timeout=5)  # the probe succeeds: closed
+        assert reply.json()["provider"] == "up"
+        assert await _breaker_state(client) == "closed"
 
 
 async def test_open_breaker_without_fallback_is_503_with_retry_after() -> None:

@@ -13,7 +13,6 @@ from llm_gateway.guards import build_guards
 from llm_gateway.limits import RequestLimits
 from llm_gateway.providers.mock import MockProvider, MockSettings
 from llm_gateway.routing import Router
-from service_common.retry import RetryPolicy
 from shared_contracts.errors import PayloadTooLarge, ProviderUnavailable, RateLimited, UpstreamError, UpstreamRejected
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Message, StreamDelta
 

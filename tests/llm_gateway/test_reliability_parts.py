@@ -69,7 +69,7 @@ def test_breaker_opens_after_n_failures_half_opens_once_and_closes_on_success() 
     breaker.record_success()  # a success resets the count: failures must be consecutive
     for _ in range(3):
         breaker.record_failure()
-    assert breaker.state == "open" and not breaker.allow()
+    assert breaker.state == "open" and not breaker.allow()  # type: ignore[comparison-overlap]
     assert breaker.status().retry_in_s == 10
     clock.advance(10)
     assert breaker.state == "half_open"

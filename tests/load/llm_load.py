@@ -58,7 +58,8 @@ class _FlakyOllama(FakeOllama):
         self._faults, self._weights = list(faults), list(weights)
 
     def _take_fault(self, model: str) -> Fault | None:
-        return self._rng.choices(self._faults, self._weights)[0]
+        fault: Fault | None = self._rng.choices(self._faults, self._weights)[0]
+        return fault
 
 
 @dataclass
