@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -19,6 +18,7 @@ from typing import Any
 import msgspec
 
 from service_common.deadline import effective_timeout
+from service_common.ids import new_id
 from service_common.retry import RetryPolicy
 from shared_contracts.errors import GatewayError, InvalidOutput, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import (
@@ -285,7 +285,7 @@ class Gateway:
                     raise
         request = plan.request
         return GenerateResponse(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             role=request.role,
             task=request.task,
             mode=plan.mode,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from shared_contracts.errors import (
     PayloadTooLarge,
 )
 
+from .ids import new_id
 from .tracing import parse_traceparent
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "RequestIdMiddleware",
     "decode_body",
     "error_handlers",
-    "new_id",
     "request_id_of",
 ]
 
@@ -38,14 +37,6 @@ T = TypeVar("T")
 REQUEST_ID_HEADER = "x-request-id"
 _encoder = msgspec.json.Encoder()
 _log = structlog.get_logger(component="http")
-
-
-def new_id() -> str:
-    """A random id shaped like `uuid.uuid4().hex` (version and variant bits set), without a UUID object."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
 
 
 class MsgspecResponse(Response):

@@ -124,8 +124,8 @@ def render_markdown(report: Report) -> str:
     meta = report.meta
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     lines += ["", "## Load (non-streaming, closed loop)", "",
-              "| system | conns | RPS | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx | socket err "
-              "| RSS MB | CPU µs/req |",
+              ("| system | conns | RPS | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx | socket err "
+               "| RSS MB | CPU µs/req |"),
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in report.load:
         lines.append(
@@ -137,10 +137,10 @@ def render_markdown(report: Report) -> str:
         lines += ["", "## Streaming: time to first byte (sequential, one connection)", "",
                   "| system | requests | errors | TTFB p50 ms | TTFB p90 ms | TTFB p99 ms | total p50 ms | total p99 ms |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for t in report.ttfb:
+        for s in report.ttfb:
             lines.append(
-                f"| {t.system} | {t.requests} | {t.errors} | {t.ttfb_p50_ms:.3f} | {t.ttfb_p90_ms:.3f} | "
-                f"{t.ttfb_p99_ms:.3f} | {t.total_p50_ms:.3f} | {t.total_p99_ms:.3f} |"
+                f"| {s.system} | {s.requests} | {s.errors} | {s.ttfb_p50_ms:.3f} | {s.ttfb_p90_ms:.3f} | "
+                f"{s.ttfb_p99_ms:.3f} | {s.total_p50_ms:.3f} | {s.total_p99_ms:.3f} |"
             )
     if report.memory:
         lines += ["", "## Memory (gateway, live mode, 64 connections)", "", "| requests | RSS MB |", "|---:|---:|"]
