@@ -1,9 +1,13 @@
-"""The Media Gateway's ASGI app: `/api/v1/media/*`, `/healthz`, `/readyz`."""
+"""The Media Gateway's ASGI app: `/api/v1/media/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+
+CORS is deliberately absent: no browser origin is allowed to call the gateway.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import TypedDict
@@ -15,16 +19,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service_common.auth import auth_middleware, key_hashes
+from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import MediaMetrics, instrument
+from service_common.openapi import openapi_route
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
 from shared_contracts.media import ImageRequest, Job, JobEvent
 
 from .config import MediaConfig
-from .jobs import FINAL, JobRunner, MemoryJobRegistry
+from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
+from .openapi import MediaReadiness, ProviderQueue, media_openapi
 from .providers.loader import load_providers
 from .service import IMAGES_PATH, MediaService
+from .sqlite_jobs import SqliteJobRegistry
 from .store import LocalImageStore, is_image_id
 from .workflows import load_workflows
 
@@ -61,22 +70,23 @@ def _present(job: Job, base: str) -> Job:
 
 async def generate(request: Request) -> Response:
     service = _service(request)
+    requested = request_timeout(request.headers)
     body = await decode_body(request, _decode_request, max_bytes=service.config.max_body_bytes)
     mode = service.mode_for(request.headers.get("x-generator-mode"))
-    job = await service.submit(body, mode=mode, request_id=request_id_of(request))
+    # X-Request-Timeout may shorten the job's deadline (queueing included), never lengthen it.
+    timeout = effective_timeout(service.timeout_for(mode), requested)
+    job = await service.submit(body, mode=mode, request_id=request_id_of(request), timeout=timeout)
     base = _base_url(request)
     if not body.wait:
         return MsgspecResponse(_present(job, base), status_code=202, headers={"location": base + JOBS_PATH + job.id})
-    job = await service.runner.wait(job.id, timeout=service.timeout_for(mode))
+    job = await service.runner.wait(job.id, timeout=timeout)
     if job.status == "succeeded":
         return MsgspecResponse(_present(job, base))
     if job.error is not None:
         raise error_from_body(job.error)
     if job.status == "canceled":
         raise Conflict(f"job {job.id} was canceled", details={"job_id": job.id})
-    raise UpstreamTimeout(
-        f"the job did not finish within {service.timeout_for(mode):.1f} s", details={"job_id": job.id}
-    )
+    raise UpstreamTimeout(f"the job did not finish within {timeout:.1f} s", details={"job_id": job.id})
 
 
 async def get_job(request: Request) -> Response:
@@ -137,7 +147,12 @@ async def readyz(request: Request) -> Response:
             provider = service.providers[name]
             if provider.kind == "live":
                 await provider.health(deadline=deadline)
-    return MsgspecResponse({"status": "ready", "mode": service.config.mode})
+    held = service.held()
+    queues = {}
+    for name, provider in service.providers.items():
+        capacity = provider.capacity()
+        queues[name] = ProviderQueue(jobs=held.get(name, 0), max_jobs=capacity.max_jobs if capacity else None)
+    return MsgspecResponse(MediaReadiness(status="ready", mode=service.config.mode, providers=queues))
 
 
 ROUTES = [
@@ -160,6 +175,13 @@ def _queue_depth(runner: JobRunner, providers: Iterable[str]) -> dict[tuple[str,
     return depth
 
 
+def _registry(config: MediaConfig) -> JobRegistry:
+    jobs = config.jobs
+    if jobs.registry == "sqlite":
+        return SqliteJobRegistry(jobs.sqlite_file(config.store), max_jobs=jobs.max_jobs, retention_s=jobs.retention_s)
+    return MemoryJobRegistry(max_jobs=jobs.max_jobs, retention_s=jobs.retention_s)
+
+
 def create_app(
     config: MediaConfig, *, environ: Mapping[str, str] | None = None, metrics: MediaMetrics | None = None
 ) -> Starlette:
@@ -173,24 +195,29 @@ def create_app(
     workflows = load_workflows(config.workflows, base_dir=Path(config.base_dir))
     providers = load_providers(config.providers)
     store = LocalImageStore(Path(config.store.dir))
-    registry = MemoryJobRegistry(max_jobs=config.jobs.max_jobs, retention_s=config.jobs.retention_s)
+    registry = _registry(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         runner = JobRunner(registry, on_final=media_metrics.observe_job)
         media_metrics.track_queue(lambda: _queue_depth(runner, providers))
         async with contextlib.AsyncExitStack() as stack:
+            await registry.open()
+            stack.push_async_callback(registry.close)
             for provider in providers.values():
                 await provider.start()
                 stack.push_async_callback(provider.close)
-            stack.push_async_callback(runner.close)
+            # Closed first on shutdown: jobs end (and release upstream work) while providers still run.
+            stack.push_async_callback(functools.partial(runner.close, grace_s=config.jobs.shutdown_grace_s))
             service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
+            await service.recover(registry)
             yield {"service": service}
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, openapi_route(media_openapi(auth=bool(key_hashes(config.auth))))],
         lifespan=lifespan,
-        middleware=[Middleware(RequestIdMiddleware)],
+        # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
+        middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
         exception_handlers=dict(error_handlers()),
     )
     instrument(app, media_metrics)

@@ -1,7 +1,7 @@
 """The Media Gateway's configuration: `config/media_gateway.yaml` read once into frozen Structs.
 
 Environment variables reach the service only through `${VAR:-default}` in the YAML
-(`GENERATOR_MODE`, `COMFYUI_BASE_URL`, `MEDIA_STORE_DIR`, `MEDIA_PUBLIC_BASE_URL`).
+(`GENERATOR_MODE`, `COMFYUI_BASE_URL`, `MEDIA_STORE_DIR`, `MEDIA_PUBLIC_BASE_URL`, `MEDIA_GATEWAY_API_KEYS`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from service_common.auth import AuthSettings
 from service_common.config import ConfigError, load_config
 
 __all__ = [
@@ -46,10 +47,20 @@ class StoreConfig(_Section, frozen=True):
 
 
 class JobsConfig(_Section, frozen=True):
-    """Bounded retention of finished jobs in the in-memory registry."""
+    """Where job state is kept, how long finished jobs are remembered, and how shutdown ends the rest."""
 
+    # `sqlite` survives restarts (unfinished jobs are resumed at start-up); `memory` forgets on exit.
+    registry: Literal["sqlite", "memory"] = "sqlite"
+    # The SQLite file; empty means `<store.dir>/jobs.sqlite3`.
+    sqlite_path: str = ""
     max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 1000
     retention_s: Seconds = 3600.0
+    # On SIGTERM, running jobs get this long to finish before they are ended; queued ones end at once.
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
+
+    def sqlite_file(self, store: StoreConfig) -> Path:
+        """The SQLite file of the `sqlite` registry."""
+        return Path(self.sqlite_path) if self.sqlite_path else Path(store.dir) / "jobs.sqlite3"
 
 
 class ParamSpec(_Section, frozen=True):
@@ -93,6 +104,8 @@ class MediaConfig(_Section, frozen=True):
     allow_mode_header: bool = False
     timeouts: Timeouts = Timeouts()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024
+    # Optional API keys (Authorization: Bearer); none configured means the API is open.
+    auth: AuthSettings = AuthSettings()
     public_base_url: str = ""
     store: StoreConfig = StoreConfig()
     jobs: JobsConfig = JobsConfig()

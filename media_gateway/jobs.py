@@ -1,6 +1,7 @@
 """Jobs: a registry interface with an in-memory default, and the local runner that drives them.
 
-The registry holds Job snapshots (what a shared backend would store). The runner holds what only this
+The registry holds Job snapshots (what a shared backend would store) and, for a durable registry, each
+unfinished job's ticket: what a restarted gateway needs to resume it. The runner holds what only this
 process can: the running task, a done-event for `wait: true`, and the SSE subscribers.
 """
 
@@ -11,17 +12,18 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import structlog
 
-from shared_contracts.errors import Conflict, GatewayError, NotFound, UpstreamTimeout
+from shared_contracts.errors import Conflict, GatewayError, NotFound, ProviderUnavailable, UpstreamTimeout
 from shared_contracts.media import ImageInfo, Job, JobStatus
 
-__all__ = ["JobRegistry", "JobRunner", "MemoryJobRegistry", "Work"]
+__all__ = ["FINAL", "JobRegistry", "JobRunner", "JobTicket", "MemoryJobRegistry", "Work"]
 
 _log = structlog.get_logger(component="jobs")
 
@@ -31,8 +33,37 @@ Work = Callable[[Callable[[JobStatus, float], None]], Awaitable[list[ImageInfo]]
 """A job's work: called with a progress callback, returns the stored images."""
 
 
+class JobTicket(msgspec.Struct, kw_only=True, frozen=True):
+    """What resuming an unfinished job after a restart needs: its render call and its wall-clock deadline.
+
+    Kept beside the job, never shown to clients (it holds provider-specific data such as the graph).
+    """
+
+    provider: str
+    workflow: str
+    params: dict[str, Any]
+    graph: dict[str, Any] | None = None
+    output_nodes: list[str] = []
+    options: dict[str, Any] = {}
+    # Unix time the job must be finished by (a restart keeps the caller's budget, not a fresh one).
+    deadline_at: float
+    request_id: str | None = None
+    # The upstream's own id for the work once it accepted it (ComfyUI's prompt_id); None while queued here.
+    upstream_id: str | None = None
+
+
 class JobRegistry(abc.ABC):
-    """Where job snapshots live; a shared backend (e.g. Redis) implements the same two calls."""
+    """Where job snapshots live; a shared backend (e.g. Redis) implements the same calls.
+
+    `save` and `get` are required. A registry that survives restarts also keeps tickets (`track`,
+    `set_upstream`) and lists what was left unfinished (`unfinished`); the defaults keep nothing.
+    """
+
+    async def open(self) -> None:
+        """Acquire resources (a database file). Called once in the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release resources. Called once on shutdown, after the runner has stopped."""
 
     @abc.abstractmethod
     async def save(self, job: Job) -> None:
@@ -41,6 +72,16 @@ class JobRegistry(abc.ABC):
     @abc.abstractmethod
     async def get(self, job_id: str) -> Job | None:
         """The latest snapshot, or None when unknown or expired."""
+
+    async def track(self, job_id: str, ticket: JobTicket) -> None:
+        """Keep `ticket` with the saved job `job_id` until the job is final."""
+
+    async def set_upstream(self, job_id: str, upstream_id: str) -> None:
+        """Record the upstream's id for the job's work."""
+
+    async def unfinished(self) -> list[tuple[Job, JobTicket | None]]:
+        """Jobs left queued or running by an earlier process, oldest first, with their tickets."""
+        return []
 
 
 class MemoryJobRegistry(JobRegistry):
@@ -80,6 +121,8 @@ class _Local:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     subscribers: set[asyncio.Queue[Job]] = field(default_factory=set)
     cancel_requested: bool = False
+    # Set when the service shuts down: the job ends `failed` with a clear error instead of `canceled`.
+    stopping: bool = False
 
 
 def _now() -> datetime:
@@ -100,12 +143,38 @@ class JobRunner:
         """Snapshots of the jobs this process is running or holding in its queue."""
         return [local.job for local in self._local.values()]
 
-    async def start(self, job: Job, work: Work, *, deadline: float, request_id: str | None = None) -> None:
-        """Record `job` and start its work; `deadline` is a `loop.time()` covering queueing and rendering."""
+    async def start(
+        self,
+        job: Job,
+        work: Work,
+        *,
+        deadline: float,
+        request_id: str | None = None,
+        ticket: JobTicket | None = None,
+    ) -> None:
+        """Record `job` (and its `ticket`) and start its work; `deadline` is a `loop.time()` covering it all."""
         local = _Local(job=job)
         self._local[job.id] = local
-        await self._registry.save(job)
+        try:
+            await self._registry.save(job)
+            if ticket is not None:
+                await self._registry.track(job.id, ticket)
+        except BaseException:
+            self._local.pop(job.id, None)
+            raise
         local.task = asyncio.create_task(self._drive(local, work, deadline, request_id), name=f"job-{job.id}")
+
+    def note_upstream(self, job_id: str, upstream_id: str) -> None:
+        """Remember (in the background) the upstream's id for a job, so a restart can resume it."""
+        self._background(self._registry.set_upstream(job_id, upstream_id))
+
+    async def end(self, job: Job, error: GatewayError) -> Job:
+        """Record `job` as failed with `error` without running it (e.g. it cannot be resumed)."""
+        final = msgspec.structs.replace(job, status="failed", error=error.to_body(None), finished_at=_now())
+        await self._registry.save(final)
+        if self._on_final is not None:
+            self._on_final(final)
+        return final
 
     async def get(self, job_id: str) -> Job:
         """The freshest snapshot: this process's own copy while running, else the registry's."""
@@ -152,13 +221,33 @@ class JobRunner:
         await local.done.wait()
         return local.job
 
-    async def close(self) -> None:
-        """Cancel every running job (on shutdown) and wait for them to finish."""
+    async def close(self, *, grace_s: float = 0.0) -> None:
+        """On shutdown: end queued jobs now, give running ones `grace_s` to finish, then end the rest.
+
+        Ended jobs are `failed` with `provider_unavailable` ("submit it again"); their providers release
+        any upstream work (ComfyUI: the prompt is deleted from its queue or interrupted).
+        """
         tasks = [local.task for local in self._local.values() if local.task is not None]
-        for task in tasks:
-            task.cancel()
+        self._stop(lambda job: job.status != "running")
+        running = [local.done.wait() for local in self._local.values() if not local.stopping]
+        if running and grace_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await asyncio.gather(*running)
+        self._stop(lambda job: True)
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._saves, return_exceptions=True)
+
+    def _stop(self, which: Callable[[Job], bool]) -> None:
+        for local in list(self._local.values()):
+            if local.task is not None and not local.stopping and which(local.job):
+                local.stopping = True
+                local.task.cancel()
+
+    def _background(self, save: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(save)
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
 
     def _publish(self, local: _Local, job: Job) -> None:
         local.job = job
@@ -166,9 +255,7 @@ class JobRunner:
             queue.put_nowait(job)
         # Progress callbacks are synchronous, so saving happens in the background; each save writes the
         # freshest snapshot when it runs, so a late save can never put back an older state.
-        task = asyncio.create_task(self._persist(local))
-        self._saves.add(task)
-        task.add_done_callback(self._saves.discard)
+        self._background(self._persist(local))
 
     async def _persist(self, local: _Local) -> None:
         await self._registry.save(local.job)
@@ -203,9 +290,15 @@ class JobRunner:
                 error = exc
                 error.details.setdefault("job_id", local.job.id)
             except asyncio.CancelledError:
-                status = "canceled"
-                if not local.cancel_requested:
-                    raise
+                if local.stopping:
+                    error = ProviderUnavailable(
+                        "the media gateway shut down before this job finished; submit it again",
+                        details={"job_id": local.job.id},
+                    )
+                else:
+                    status = "canceled"
+                    if not local.cancel_requested:
+                        raise
             except Exception as exc:  # noqa: BLE001 - a background task's outermost handler: the job must end
                 _log.error("job_crashed", job_id=local.job.id, exc_info=exc)
                 error = GatewayError("internal error while rendering", details={"job_id": local.job.id})

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import msgspec
+import structlog
 
-from shared_contracts.errors import InvalidRequest
+from shared_contracts.errors import InvalidRequest, Overloaded, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import Mode
 from shared_contracts.media import ImageInfo, ImageRequest, Job, JobStatus, WorkflowInfo
 
 from .config import MediaConfig
-from .jobs import JobRunner
+from .jobs import JobRegistry, JobRunner, JobTicket, Work
 from .providers.base import MediaProvider, RenderCall
 from .routing import Router
 from .store import ImageStore
@@ -27,6 +30,7 @@ __all__ = ["IMAGES_PATH", "MediaService"]
 IMAGES_PATH = "/api/v1/media/images/"
 _SEED_SPACE = 2**32
 _Progress = Callable[[JobStatus, float], None]
+_log = structlog.get_logger(component="media_service")
 
 
 class MediaService:
@@ -64,21 +68,37 @@ class MediaService:
         """Every configured workflow, described for clients."""
         return [wf.info() for wf in self.workflows.values()]
 
-    async def submit(self, request: ImageRequest, *, mode: Mode, request_id: str | None) -> Job:
-        """Validate and start a job; parameter problems raise before anything is queued."""
+    def held(self) -> dict[str, int]:
+        """Jobs each provider holds now (rendering or waiting for a slot), from this process's runner."""
+        counts = dict.fromkeys(self.providers, 0)
+        for job in self.runner.active():
+            counts[job.provider] = counts.get(job.provider, 0) + 1
+        return counts
+
+    async def submit(
+        self, request: ImageRequest, *, mode: Mode, request_id: str | None, timeout: float | None = None
+    ) -> Job:
+        """Validate and start a job; parameter problems raise before anything is queued.
+
+        `timeout` (seconds, covering queueing and rendering) defaults to the mode's; a full provider
+        queue raises 429 `overloaded` with `Retry-After`.
+        """
         workflow = self.router.workflow_for(request)
         seed = request.seed if request.seed is not None else self._seed(request, mode)
         values = workflow.resolve(request, seed=seed)
         provider_name = self.config.mock_provider if mode == "mock" else workflow.spec.provider
         provider = self.providers[provider_name]
+        self._admit(provider_name, provider)
         job_id = uuid.uuid4().hex
+        graph = workflow.inject(values)
         call = RenderCall(
             job_id=job_id,
             workflow=workflow.name,
             params=values,
-            graph=workflow.inject(values),
+            graph=graph,
             output_nodes=tuple(workflow.spec.outputs),
             options=workflow.spec.options,
+            on_accepted=functools.partial(self.runner.note_upstream, job_id),
         )
         job = Job(
             id=job_id,
@@ -96,13 +116,82 @@ class MediaService:
             latency_ms=None,
         )
 
+        budget = self.timeout_for(mode) if timeout is None else timeout
+        ticket = JobTicket(
+            provider=provider_name,
+            workflow=workflow.name,
+            params=dict(values),
+            graph=graph,
+            output_nodes=list(workflow.spec.outputs),
+            options=dict(workflow.spec.options),
+            deadline_at=time.time() + budget,
+            request_id=request_id,
+        )
+        deadline = asyncio.get_running_loop().time() + budget
+        await self.runner.start(
+            job, self._work(provider, call, None), deadline=deadline, request_id=request_id, ticket=ticket
+        )
+        return job
+
+    async def recover(self, registry: JobRegistry) -> int:
+        """Pick up the jobs an earlier process left unfinished; returns how many were found.
+
+        A job the upstream had accepted is followed again (ComfyUI: finished → its images are fetched;
+        still queued or running → followed; unknown → failed). A job still waiting here is submitted again.
+        Each keeps its original deadline; one past it, or whose provider is gone, ends failed.
+        """
+        found = await registry.unfinished()
+        for job, ticket in found:
+            provider = self.providers.get(ticket.provider) if ticket is not None else None
+            if ticket is None or provider is None:
+                await self.runner.end(job, UpstreamError(
+                    "the media gateway restarted and cannot resume this job; submit it again",
+                    details={"job_id": job.id},
+                ))
+                continue
+            left = ticket.deadline_at - time.time()
+            if left <= 0 and ticket.upstream_id is None:
+                await self.runner.end(job, UpstreamTimeout(
+                    "the job's deadline passed while the media gateway was down", details={"job_id": job.id}
+                ))
+                continue
+            call = RenderCall(
+                job_id=job.id,
+                workflow=ticket.workflow,
+                params=ticket.params,
+                graph=ticket.graph,
+                output_nodes=tuple(ticket.output_nodes),
+                options=ticket.options,
+                on_accepted=functools.partial(self.runner.note_upstream, job.id),
+            )
+            # A job past its deadline upstream still runs once: the timeout fires at once and releases it there.
+            deadline = asyncio.get_running_loop().time() + max(0.0, left)
+            work = self._work(provider, call, ticket.upstream_id)
+            await self.runner.start(job, work, deadline=deadline, request_id=ticket.request_id)
+            _log.info("job_resumed", job_id=job.id, provider=ticket.provider, upstream=ticket.upstream_id is not None)
+        return len(found)
+
+    def _admit(self, name: str, provider: MediaProvider) -> None:
+        capacity = provider.capacity()
+        if capacity is None:
+            return
+        held = sum(1 for job in self.runner.active() if job.provider == name)
+        if held >= capacity.max_jobs:
+            raise Overloaded(
+                f"{name}: {held} jobs already running or waiting; try again later",
+                details={"provider": name, "jobs": held, "max_jobs": capacity.max_jobs},
+                retry_after=capacity.retry_after_s,
+            )
+
+    def _work(self, provider: MediaProvider, call: RenderCall, upstream_id: str | None) -> Work:
         async def work(progress: _Progress) -> list[ImageInfo]:
-            rendered = await provider.render(call, progress=progress)
+            if upstream_id is None:
+                rendered = await provider.render(call, progress=progress)
+            else:
+                rendered = await provider.resume(call, upstream_id, progress=progress)
             return [await self._store(image.data) for image in rendered]
 
-        deadline = asyncio.get_running_loop().time() + self.timeout_for(mode)
-        await self.runner.start(job, work, deadline=deadline, request_id=request_id)
-        return job
+        return work
 
     async def _store(self, data: bytes) -> ImageInfo:
         stored = await self.store.put(data)

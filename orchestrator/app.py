@@ -1,9 +1,14 @@
-"""The orchestrator's HTTP service: start P0 runs, read them back, report health and readiness."""
+"""The orchestrator's HTTP service: start P0 runs, read them back, report health and readiness.
+
+Every run has a deadline (`runs.timeout_s`, shortened by the request's `X-Request-Timeout`); gateway calls
+inside it send what is left, so no gateway works longer than the run's caller waits. CORS is absent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
@@ -17,11 +22,16 @@ from starlette.routing import Route
 
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig
+from orchestrator.deadline import run_deadline
 from orchestrator.flow import FLOW_NAME, P0ProductDetailFlow
+from orchestrator.openapi import orchestrator_openapi
 from orchestrator.runs import FileRunStore, RunStore, summary_of
+from service_common.auth import auth_middleware, key_hashes
+from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import FlowMetrics, instrument
-from shared_contracts.errors import ErrorBody, GatewayError, InvalidRequest, NotReady
+from service_common.openapi import openapi_route
+from shared_contracts.errors import ErrorBody, GatewayError, InvalidRequest, NotReady, UpstreamTimeout
 from shared_contracts.flows import RunDocument, RunList, RunRequest
 
 __all__ = ["AppState", "RunRunner", "create_app"]
@@ -38,12 +48,26 @@ class RunRunner:
         self.store = store
         self.metrics = metrics
         # Strong references: asyncio keeps only weak ones to tasks, and a collected task is a lost run.
-        self._tasks: set[asyncio.Task[RunDocument]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self, doc: RunDocument, request_id: str | None) -> RunDocument:
-        """Run to the end; whatever happens, the stored document ends `succeeded` or `failed`."""
+    async def run(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> RunDocument:
+        """Run to the end or `timeout_s`; whatever happens, the stored document ends `succeeded` or `failed`.
+
+        A run past its deadline is recorded failed and raises UpstreamTimeout (504) naming the run.
+        """
+        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         try:
-            result = await self.flow.run(doc.product, request_id=request_id, on_update=self.store.save, document=doc)
+            with contextlib.nullcontext() if deadline is None else run_deadline(deadline):
+                async with asyncio.timeout_at(deadline):
+                    result = await self.flow.run(
+                        doc.product, request_id=request_id, on_update=self.store.save, document=doc
+                    )
+        except TimeoutError:
+            err = UpstreamTimeout(
+                f"the run did not finish within {timeout_s:g} s", details={"run_id": doc.run_id, "timeout_s": timeout_s}
+            )
+            await self._fail(doc, err.to_body(request_id))
+            raise err from None
         except asyncio.CancelledError:
             await self._fail(doc, ErrorBody(code="canceled", message="the orchestrator stopped before the run ended"))
             raise
@@ -57,16 +81,30 @@ class RunRunner:
 
     async def _fail(self, doc: RunDocument, error: ErrorBody) -> None:
         doc.status, doc.error = "failed", error
+        # Steps cut off mid-call failed with the run; those never started were skipped.
+        for role, record in doc.steps.items():
+            if record.status == "running":
+                doc.steps[role] = msgspec.structs.replace(record, status="failed", error=error)
+                doc.failed_step = doc.failed_step or role
+            elif record.status == "pending":
+                doc.steps[role] = msgspec.structs.replace(record, status="skipped")
         await self.store.save(doc)
 
-    def start(self, doc: RunDocument, request_id: str | None) -> None:
+    def start(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> None:
         """Run in the background; `GET /api/v1/runs/{id}` shows the progress."""
-        task = asyncio.create_task(self.run(doc, request_id), name=f"run-{doc.run_id}")
+        task = asyncio.create_task(self._background(doc, request_id, timeout_s), name=f"run-{doc.run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def close(self) -> None:
-        """Cancel background runs (each records that it was stopped) and wait for them."""
+    async def _background(self, doc: RunDocument, request_id: str | None, timeout_s: float | None) -> None:
+        # The document already records a timeout; nobody waits for this task's answer.
+        with contextlib.suppress(UpstreamTimeout):
+            await self.run(doc, request_id, timeout_s=timeout_s)
+
+    async def close(self, *, grace_s: float = 0.0) -> None:
+        """Give background runs `grace_s` to finish, then cancel the rest (each records that it was stopped)."""
+        if self._tasks and grace_s > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -90,14 +128,16 @@ def _state(request: Request) -> AppState:
 async def create_run(request: Request) -> Response:
     """`POST /api/v1/flows/p0-product-detail/runs`: 200 with the result, or 202 and the run id."""
     state = _state(request)
+    requested = request_timeout(request.headers)
     body = await decode_body(request, _decode_run_request, max_bytes=state["config"].server.max_body_bytes)
+    timeout_s = effective_timeout(state["config"].runs.timeout_s, requested)
     runner = state["runner"]
     doc = runner.flow.new_document(body.product)
     await state["store"].save(doc)
     request_id = request_id_of(request)
     if body.wait:
-        return MsgspecResponse(await runner.run(doc, request_id))
-    runner.start(doc, request_id)
+        return MsgspecResponse(await runner.run(doc, request_id, timeout_s=timeout_s))
+    runner.start(doc, request_id, timeout_s=timeout_s)
     return MsgspecResponse(doc, status_code=202, headers={"location": f"/api/v1/runs/{doc.run_id}"})
 
 
@@ -163,12 +203,13 @@ def create_app(
                 await client.start()
                 stack.push_async_callback(client.close)
             runner = RunRunner(P0ProductDetailFlow.build(llm, media, config.flow), run_store, metrics=flow_metrics)
-            stack.push_async_callback(runner.close)
+            stack.push_async_callback(functools.partial(runner.close, grace_s=config.runs.shutdown_grace_s))
             yield {"config": config, "llm": llm, "media": media, "runner": runner, "store": run_store}
 
     app = Starlette(
-        routes=list(ROUTES),
-        middleware=[Middleware(RequestIdMiddleware)],
+        routes=[*ROUTES, openapi_route(orchestrator_openapi(FLOW_NAME, auth=bool(key_hashes(config.auth))))],
+        # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
+        middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )

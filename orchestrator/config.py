@@ -8,6 +8,7 @@ from typing import Annotated, Literal, get_args
 
 import msgspec
 
+from service_common.auth import AuthSettings
 from service_common.config import ConfigError, load_config
 
 __all__ = [
@@ -36,7 +37,9 @@ class GatewayClientConfig(_Config, frozen=True):
     """How to reach one gateway.
 
     `timeout_s` is the gateway's own mode timeout (it bounds every call it answers); the client waits that
-    plus `timeout_margin_s`, so the gateway's typed timeout error arrives before ours fires.
+    plus `timeout_margin_s`, so the gateway's typed timeout error arrives before ours fires. Within a run,
+    both shrink to what is left of the run's deadline, and the gateway is told so (`X-Request-Timeout`).
+    `api_key` (from the environment) is sent as `Authorization: Bearer`; `repr` never shows it.
     """
 
     base_url: Annotated[str, msgspec.Meta(pattern="^https?://")]
@@ -47,6 +50,10 @@ class GatewayClientConfig(_Config, frozen=True):
     max_retry_after_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
     backoff_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.5
     api_key: str | None = None
+
+    def __repr__(self) -> str:
+        shown = "<set>" if self.api_key else None
+        return f"GatewayClientConfig(base_url={self.base_url!r}, timeout_s={self.timeout_s!r}, api_key={shown})"
 
 
 class ImageSize(_Config, frozen=True):
@@ -78,6 +85,10 @@ class RunsConfig(_Config, frozen=True):
 
     dir: str = "./var/runs"
     recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
+    # A run's whole budget; `X-Request-Timeout` on the request may shorten it, never lengthen it.
+    timeout_s: Seconds = 900.0
+    # On SIGTERM, background runs get this long to finish before they are stopped (and recorded failed).
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
 
 
 class ServerConfig(_Config, frozen=True):
@@ -94,6 +105,8 @@ class OrchestratorConfig(_Config, frozen=True):
     flow: FlowConfig = FlowConfig()
     runs: RunsConfig = RunsConfig()
     server: ServerConfig = ServerConfig()
+    # Optional API keys for this service's own API (Authorization: Bearer); none configured = open.
+    auth: AuthSettings = AuthSettings()
 
 
 def load_orchestrator_config(path: Path | str, environ: Mapping[str, str]) -> OrchestratorConfig:

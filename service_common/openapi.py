@@ -11,6 +11,7 @@ one error envelope.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -29,6 +30,7 @@ __all__ = ["OPENAPI_PATH", "HeaderParam", "Operation", "openapi_document", "open
 
 OPENAPI_PATH = "/openapi.json"
 _REF = "#/components/schemas/{name}"
+_PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -71,6 +73,10 @@ class Operation:
     description: str | None = None
     # False for health, metrics and this document: they are answered without an API key.
     secured: bool = True
+    # Optional query parameters (`?limit=`); `{name}` segments of `path` are documented as path parameters.
+    query: tuple[HeaderParam, ...] = ()
+    # Other success statuses with the same body (e.g. 202 for a job accepted without waiting).
+    also: tuple[int, ...] = ()
 
 
 def openapi_document(
@@ -115,6 +121,8 @@ def _operation(op: Operation, by_type: Mapping[str, Any], envelope: Any, *, auth
             "headers": {"X-Request-ID": {"schema": {"type": "string"}}},
         }
     }
+    for extra in op.also:
+        responses[str(extra)] = {**responses[str(op.status)], "description": HTTPStatus(extra).phrase}
     errors = set(op.errors)
     if op.headers and any(h.name == REQUEST_TIMEOUT.name for h in op.headers):
         errors.add(400)
@@ -131,8 +139,19 @@ def _operation(op: Operation, by_type: Mapping[str, Any], envelope: Any, *, auth
         "operationId": _operation_id(op),
         "summary": op.summary,
         "parameters": [
-            {"name": h.name, "in": "header", "required": False, "description": h.description, "schema": dict(h.schema)}
-            for h in (REQUEST_ID, *op.headers)
+            *(
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PATH_PARAM.findall(op.path)
+            ),
+            *(
+                {"name": q.name, "in": "query", "required": False, "description": q.description, "schema": dict(q.schema)}
+                for q in op.query
+            ),
+            *(
+                {"name": h.name, "in": "header", "required": False, "description": h.description,
+                 "schema": dict(h.schema)}
+                for h in (REQUEST_ID, *op.headers)
+            ),
         ],
         "responses": responses,
     }

@@ -7,6 +7,9 @@ the class's own `Settings` Struct. Adding a provider is one module plus YAML; no
 Lifecycle: `start()` once in the app's lifespan (open the pooled aiohttp session), `render()` per job,
 `health()` for `/readyz`, `close()` on shutdown.
 
+Restarts: a provider whose upstream keeps queued work (ComfyUI) reports the upstream's id for a job
+through `call.on_accepted`, and implements `resume()` so a restarted gateway can pick the job up again.
+
 Cancelling and timeouts are plain asyncio task cancellation: the gateway runs `render()` inside
 `asyncio.timeout_at(deadline)` and cancels the task on `DELETE /jobs/{id}`. A provider that holds work
 upstream (a queued prompt) must release it when `CancelledError` reaches it, then re-raise.
@@ -21,7 +24,9 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-__all__ = ["MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]
+from shared_contracts.errors import UpstreamError
+
+__all__ = ["Capacity", "MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]
 
 ProgressCallback = Callable[[Literal["queued", "running"], float], None]
 """`progress(status, fraction)`: report `queued` while waiting upstream, `running` with 0..1 as work advances."""
@@ -49,6 +54,16 @@ class RenderCall:
     output_nodes: tuple[str, ...] = ()
     # The workflow's provider-specific `options` from YAML; never from a client.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Told the upstream's own id for this work once it has accepted it (kept so a restart can resume).
+    on_accepted: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """How many jobs a provider holds at once (rendering plus waiting), and the `Retry-After` when full."""
+
+    max_jobs: int
+    retry_after_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,16 @@ class MediaProvider(abc.ABC):
     @abc.abstractmethod
     async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
         """Produce the job's images (`params["count"]` of them when the backend can), reporting progress."""
+
+    def capacity(self) -> Capacity | None:
+        """The bound on jobs this provider accepts at once; None means unbounded."""
+        return None
+
+    async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
+        """Finish a job the upstream accepted (as `upstream_id`) before this process restarted."""
+        raise UpstreamError(
+            f"{self.name} cannot resume a job after a gateway restart", details={"upstream_id": upstream_id}
+        )
 
     async def health(self, *, deadline: float) -> None:
         """Return when the upstream answers before `deadline` (a `loop.time()`); raise a GatewayError otherwise."""

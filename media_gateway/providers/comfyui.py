@@ -6,6 +6,8 @@ Protocol facts this module relies on (measured on a real server):
 - `/history/{id}` answers `200 {}` for unknown AND unfinished prompts, so `/queue` tells them apart;
 - an identical resubmission is served from cache and `executed` names the old file, which is still valid;
 - `/interrupt` is sent only with this prompt's id and only while `/queue` says it runs; never a global one.
+- events of a prompt posted by an earlier process went to that process's `client_id`, so a resumed
+  prompt is followed by polling `/history` and `/queue`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from shared_contracts.errors import (
     UpstreamTimeout,
 )
 
-from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
-from .comfyui_socket import DISCONNECTED, ComfyUISocket, Frame, Marker
+from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
+from .comfyui_socket import DISCONNECTED, RECONNECTED, ComfyUISocket, Frame, Marker
 
 __all__ = ["ComfyUIProvider", "ComfyUISettings"]
 
@@ -45,6 +47,10 @@ class ComfyUISettings(ProviderSettings, frozen=True):
     base_url: str
     # ComfyUI runs one queue; more prompts than this wait in the gateway and report `queued`.
     max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 2
+    # Jobs allowed to wait in the gateway for one of those slots; beyond it a request gets 429 `overloaded`.
+    max_queue: Annotated[int, msgspec.Meta(ge=0)] = 16
+    # `Retry-After` sent with that 429.
+    retry_after_s: Positive = 5.0
     request_timeout_s: Positive = 30.0
     connect_timeout_s: Positive = 10.0
     # How often `/history` is polled while the socket is down.
@@ -230,39 +236,61 @@ class ComfyUIProvider(MediaProvider):
         if status != 200:
             raise NotReady(f"{self.name}: /system_stats answered {status}", details={"provider": self.name})
 
+    def capacity(self) -> Capacity:
+        return Capacity(max_jobs=self.cfg.max_in_flight + self.cfg.max_queue, retry_after_s=self.cfg.retry_after_s)
+
     async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
         if call.graph is None:
             raise InvalidWorkflow(f"workflow {call.workflow!r} has no graph file, which {self.name} needs")
         socket = self._require_socket()
         progress("queued", 0.0)
         async with self._slots:
-            if not await socket.wait_connected(self.cfg.connect_timeout_s):
-                raise ProviderUnavailable(
-                    f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name}
-                )
+            await self._connected(socket)
             prompt_id = await self._submit_shielded(call.graph)
-            log = _log.bind(prompt_id=prompt_id, job_id=call.job_id)
-            log.info("comfyui_prompt_queued")
-            run = _Run(prompt_id=prompt_id, total_nodes=len(call.graph), output_nodes=call.output_nodes)
-            try:
-                await self._follow(run, socket, progress)
-            except asyncio.CancelledError:
-                log.info("comfyui_prompt_released")
-                await self._release(prompt_id)
-                raise
-            finally:
-                socket.forget(prompt_id)
-            if run.error is not None:
-                raise UpstreamError(
-                    f"ComfyUI failed in node {run.error.get('node_id')} ({run.error.get('node_type')}): "
-                    f"{run.error.get('exception_type', 'error')}: {run.error.get('exception_message', '')}".rstrip(),
-                    details={k: run.error.get(k) for k in ("node_id", "node_type", "exception_type", "prompt_id")},
-                )
-            if run.interrupted:
-                raise UpstreamError(f"ComfyUI interrupted prompt {prompt_id}", details={"prompt_id": prompt_id})
-            if not run.images:
-                raise UpstreamError(f"ComfyUI finished prompt {prompt_id} without output images")
-            return [await self._download(ref) for ref in run.images]
+            if call.on_accepted is not None:
+                call.on_accepted(prompt_id)
+            _log.info("comfyui_prompt_queued", prompt_id=prompt_id, job_id=call.job_id)
+            return await self._outcome(call, prompt_id, socket, progress, resumed=False)
+
+    async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
+        socket = self._require_socket()
+        async with self._slots:
+            await self._connected(socket)
+            _log.info("comfyui_prompt_resumed", prompt_id=upstream_id, job_id=call.job_id)
+            return await self._outcome(call, upstream_id, socket, progress, resumed=True)
+
+    async def _connected(self, socket: ComfyUISocket) -> None:
+        if not await socket.wait_connected(self.cfg.connect_timeout_s):
+            raise ProviderUnavailable(f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name})
+
+    async def _outcome(
+        self, call: RenderCall, prompt_id: str, socket: ComfyUISocket, progress: ProgressCallback, *, resumed: bool
+    ) -> list[RenderedImage]:
+        """Follow `prompt_id` to its end and download its images; a cancel releases it upstream."""
+        total = len(call.graph) if call.graph is not None else 1
+        run = _Run(prompt_id=prompt_id, total_nodes=total, output_nodes=call.output_nodes)
+        if resumed:
+            # Start from what ComfyUI already knows; no frames will come for an earlier client's prompt.
+            socket.watch(prompt_id).put_nowait(RECONNECTED)
+        try:
+            await self._follow(run, socket, progress, poll=resumed)
+        except asyncio.CancelledError:
+            _log.info("comfyui_prompt_released", prompt_id=prompt_id, job_id=call.job_id)
+            await self._release(prompt_id)
+            raise
+        finally:
+            socket.forget(prompt_id)
+        if run.error is not None:
+            raise UpstreamError(
+                f"ComfyUI failed in node {run.error.get('node_id')} ({run.error.get('node_type')}): "
+                f"{run.error.get('exception_type', 'error')}: {run.error.get('exception_message', '')}".rstrip(),
+                details={k: run.error.get(k) for k in ("node_id", "node_type", "exception_type", "prompt_id")},
+            )
+        if run.interrupted:
+            raise UpstreamError(f"ComfyUI interrupted prompt {prompt_id}", details={"prompt_id": prompt_id})
+        if not run.images:
+            raise UpstreamError(f"ComfyUI finished prompt {prompt_id} without output images")
+        return [await self._download(ref) for ref in run.images]
 
     def _require_socket(self) -> ComfyUISocket:
         if self._socket is None:
@@ -295,11 +323,11 @@ class ComfyUIProvider(MediaProvider):
             details={"status": status, "body": raw[:300].decode("utf-8", "replace")},
         )
 
-    async def _follow(self, run: _Run, socket: ComfyUISocket, progress: ProgressCallback) -> None:
+    async def _follow(self, run: _Run, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:
         queue = socket.watch(run.prompt_id)
         while True:
             item: Frame | Marker | None
-            if socket.connected.is_set():
+            if socket.connected.is_set() and not poll:
                 item = await queue.get()
             else:
                 try:

@@ -1,9 +1,15 @@
-"""One pooled HTTP session to one gateway, with the timeout, retry and error rules every call follows."""
+"""One pooled HTTP session to one gateway, with the timeout, retry and error rules every call follows.
+
+Timeouts: a call waits at most the gateway's own bound (`timeout_s`, its mode timeout) plus a margin, and
+never past the run's deadline (`orchestrator.deadline`); the gateway is told the smaller budget with
+`X-Request-Timeout`, so it gives up (and answers with its typed error) no later than we do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +21,9 @@ import msgspec
 import structlog
 
 from orchestrator.config import GatewayClientConfig
+from orchestrator.deadline import current_deadline
+from service_common.auth import bearer_header
+from service_common.deadline import TIMEOUT_HEADER
 from service_common.tracing import outbound_headers
 from shared_contracts.errors import (
     GatewayError,
@@ -92,7 +101,8 @@ class Transport:
     async def start(self) -> None:
         """Open the pooled session (idempotent)."""
         if self._session is None:
-            headers = {"authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+            # The key goes into the session's default headers only; it is never logged.
+            headers = bearer_header(self.config.api_key)
             # No session-wide timeout: each call sets its own, so nothing falls back to aiohttp's 300 s default.
             self._session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None))
             self._owns_session = True
@@ -125,7 +135,7 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            status, raw, headers = await self._send(method, path, body, request_id, timeout_s or self.timeout_s)
+            status, raw, headers = await self._send(method, path, body, request_id, timeout_s)
             if 200 <= status < 300:
                 return Reply(status, raw, headers.get("x-request-id") or request_id, headers)
             retry_after = parse_retry_after(headers.get("retry-after"))
@@ -135,11 +145,15 @@ class Transport:
             retries_left -= 1
             delay = retry_after if retry_after is not None else self.config.backoff_s * 2 ** (attempt - 1)
             delay = min(delay, self.config.max_retry_after_s)
+            left = _seconds_left()
+            if left is not None and delay >= left:
+                # Waiting would pass the run's deadline: the gateway's answer is the best we can give.
+                raise err
             _log.info("gateway_retry", gateway=self.name, path=path, status=status, attempt=attempt, delay_s=delay)
             await self._sleep(delay)
 
     async def _send(
-        self, method: str, path: str, body: bytes | None, request_id: str | None, timeout_s: float
+        self, method: str, path: str, body: bytes | None, request_id: str | None, timeout_s: float | None
     ) -> tuple[int, bytes, Mapping[str, str]]:
         # The current request's id and W3C trace context, so the gateways' logs join this service's.
         headers = outbound_headers()
@@ -147,6 +161,17 @@ class Transport:
             headers["content-type"] = "application/json"
         if request_id:
             headers["x-request-id"] = request_id
+        budget = self.config.timeout_s if timeout_s is None else timeout_s
+        timeout_s = budget + self.config.timeout_margin_s if timeout_s is None else timeout_s
+        left = _seconds_left()
+        if left is not None:
+            if left <= 0:
+                raise UpstreamTimeout(
+                    f"no time left in the run's deadline to call the {self.name} gateway",
+                    details={"gateway": self.name, "path": path, "timeout_s": 0},
+                )
+            budget, timeout_s = min(budget, left), min(timeout_s, left)
+        headers[TIMEOUT_HEADER] = f"{max(0.001, math.floor(budget * 1000) / 1000):.3f}"
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout_s):
@@ -183,6 +208,11 @@ class Transport:
         except msgspec.DecodeError:
             return {}
         return value if isinstance(value, dict) else {}
+
+
+def _seconds_left() -> float | None:
+    deadline = current_deadline()
+    return None if deadline is None else deadline - asyncio.get_running_loop().time()
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

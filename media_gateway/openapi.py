@@ -1,0 +1,78 @@
+"""The Media Gateway's `/openapi.json`: every endpoint, typed by the msgspec contracts it decodes and encodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
+from shared_contracts.media import ImageRequest, Job, WorkflowInfo
+
+__all__ = ["MediaReadiness", "ProviderQueue", "WorkflowList", "media_openapi"]
+
+
+class WorkflowList(msgspec.Struct, kw_only=True):
+    """`GET /api/v1/media/workflows`."""
+
+    workflows: list[WorkflowInfo]
+
+
+class ProviderQueue(msgspec.Struct, kw_only=True):
+    """Jobs one provider holds now, and its bound (None: unbounded)."""
+
+    jobs: int
+    max_jobs: int | None
+
+
+class MediaReadiness(msgspec.Struct, kw_only=True):
+    """`GET /readyz` when ready."""
+
+    status: str
+    mode: str
+    providers: dict[str, ProviderQueue]
+
+
+_MODE = HeaderParam("X-Generator-Mode", "mock or live; honoured only with allow_mode_header: true.",
+                    {"type": "string", "enum": ["mock", "live"]})
+_OBJECT: dict[str, Any] = {"type": "object"}
+_STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+_IMAGE = {"type": "string", "format": "binary"}
+
+
+def _operations() -> list[Operation]:
+    jobs = "/api/v1/media/jobs/{job_id}"
+    return [
+        Operation("POST", "/api/v1/media/image/generate", "Render images; waits for the job unless wait is false",
+                  request=ImageRequest, response=Job, also=(202,), errors=(400, 404, 409, 413, 422, 429, 502, 503, 504),
+                  headers=(REQUEST_TIMEOUT, _MODE), tags=("media",),
+                  description="wait: true answers 200 with the finished Job or the error envelope within the "
+                              "deadline; wait: false answers 202 with the queued Job and a Location header."),
+        Operation("GET", jobs, "A job's current state", response=Job, errors=(404,), tags=("media",)),
+        Operation("DELETE", jobs, "Cancel a queued or running job", response=Job, errors=(404, 409), tags=("media",)),
+        Operation("GET", jobs + "/events", "A job's progress as Server-Sent Events", response_schema={"type": "string"},
+                  media_type="text/event-stream", errors=(404,), tags=("media",),
+                  description="`progress` events {id, status, progress}, then one `job` event with the final Job."),
+        Operation("GET", "/api/v1/media/images/{image_id}", "A stored image's bytes", response_schema=_IMAGE,
+                  media_type="image/png", errors=(404,), tags=("media",),
+                  description="PNG, JPEG or WebP by the stored type; ETag and If-None-Match (304) supported."),
+        Operation("GET", "/api/v1/media/workflows", "The configured workflows and their parameters",
+                  response=WorkflowList, tags=("media",)),
+        Operation("GET", "/healthz", "The process is up", response_schema=_STATUS, tags=("health",), secured=False),
+        Operation("GET", "/readyz", "The image backends answer; jobs held per provider", response=MediaReadiness,
+                  errors=(503,), tags=("health",), secured=False),
+        Operation("GET", "/metrics", "Prometheus metrics", response_schema={"type": "string"},
+                  media_type="text/plain", tags=("health",), secured=False),
+        Operation("GET", "/openapi.json", "This document", response_schema=_OBJECT, tags=("health",), secured=False),
+    ]
+
+
+def media_openapi(*, auth: bool) -> dict[str, Any]:
+    """The document; with `auth`, the secured operations require a Bearer key."""
+    return openapi_document(
+        title="Media Gateway",
+        version="1",
+        description="Image jobs on ComfyUI (or mock), stored and served by the gateway, one error envelope.",
+        operations=_operations(),
+        auth=auth,
+    )
