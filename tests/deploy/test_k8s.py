@@ -117,3 +117,14 @@ def test_media_store_is_shared_by_every_media_replica() -> None:
 def test_manifests_name_no_missing_file() -> None:
     for path in Path(K8S).glob("*.yaml"):
         assert load_yaml_docs(path), f"{path.name} is empty"
+
+
+def test_media_job_database_is_per_pod_and_off_the_shared_volume() -> None:
+    pod = find("Deployment", "media-gateway")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    db_dir = env["MEDIA_JOBS_DB"].rsplit("/", 1)[0]
+    assert not db_dir.startswith(env["MEDIA_STORE_DIR"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == db_dir]
+    assert "emptyDir" in volumes[mount["name"]]
