@@ -165,8 +165,12 @@ class JobRunner:
         local.task = asyncio.create_task(self._drive(local, work, deadline, request_id), name=f"job-{job.id}")
 
     def note_upstream(self, job_id: str, upstream_id: str) -> None:
-        """Remember (in the background) the upstream's id for a job, so a restart can resume it."""
-        self._background(self._registry.set_upstream(job_id, upstream_id))
+        """Record (in the background) the upstream's id for a job, so a restart resumes it instead of resubmitting."""
+        self._background(self._record_upstream(job_id, upstream_id))
+
+    async def _record_upstream(self, job_id: str, upstream_id: str) -> None:
+        await self._registry.set_upstream(job_id, upstream_id)
+        _log.info("job_upstream_recorded", job_id=job_id)
 
     async def end(self, job: Job, error: GatewayError) -> Job:
         """Record `job` as failed with `error` without running it (e.g. it cannot be resumed)."""

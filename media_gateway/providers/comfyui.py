@@ -247,9 +247,6 @@ class ComfyUIProvider(MediaProvider):
         async with self._slots:
             await self._connected(socket)
             prompt_id = await self._submit_shielded(call.graph)
-            if call.on_accepted is not None:
-                call.on_accepted(prompt_id)
-            _log.info("comfyui_prompt_queued", prompt_id=prompt_id, job_id=call.job_id)
             return await self._outcome(call, prompt_id, socket, progress, resumed=False)
 
     async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
@@ -273,6 +270,10 @@ class ComfyUIProvider(MediaProvider):
             # Start from what ComfyUI already knows; no frames will come for an earlier client's prompt.
             socket.watch(prompt_id).put_nowait(RECONNECTED)
         try:
+            if not resumed:
+                if call.on_accepted is not None:
+                    call.on_accepted(prompt_id)
+                _log.info("comfyui_prompt_queued", prompt_id=prompt_id, job_id=call.job_id)
             await self._follow(run, socket, progress, poll=resumed)
         except asyncio.CancelledError:
             _log.info("comfyui_prompt_released", prompt_id=prompt_id, job_id=call.job_id)

@@ -44,8 +44,10 @@ def gateway_config(
         "reconnect_max_s": 0.05,
         **comfy,
     }
+    # Jobs a test leaves running end at once when its gateway stops, instead of after the shipped grace.
+    jobs = msgspec.structs.replace(config.jobs, shutdown_grace_s=0.0)
     return msgspec.structs.replace(
-        config, providers=providers, allow_mode_header=True, timeouts=Timeouts(mock=5.0, live=live_timeout)
+        config, providers=providers, allow_mode_header=True, timeouts=Timeouts(mock=5.0, live=live_timeout), jobs=jobs
     )
 
 
