@@ -47,6 +47,11 @@ LOAD_ARGS ?=
 load: $(STAMP)
 	$(BIN)/python -m tests.load.llm_load $(LOAD_ARGS)
 
+# The same for the Media Gateway in front of a faulty fake ComfyUI.
+.PHONY: load-media
+load-media: $(STAMP)
+	$(BIN)/python -m tests.load.media_load $(LOAD_ARGS)
+
 clean:
 	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis
 
