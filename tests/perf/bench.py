@@ -71,6 +71,7 @@ class Options(argparse.Namespace):
     compare: bool
     litellm: str | None
     seconds: float
+    repeat: int
     warmup: float
     connections: list[int]
     memory_requests: int
@@ -108,7 +109,8 @@ class _Run:
             "load_generator": f"{load_tool()} (closed loop, 1 thread), separate process",
             "layout": f"server under test on CPU {self.opts.server_cpu}; upstream + load generator on CPU "
                       f"{self.opts.load_cpu}",
-            "seconds_per_point": self.opts.seconds,
+            "per_point": f"{self.opts.repeat} runs of {self.opts.seconds:g} s, the median-RPS run reported "
+                         "(errors of all runs added up)",
             "load_average_before": _loadavg(),
         }
 
@@ -121,19 +123,27 @@ class _Run:
                      header=header)
         last = None
         for conns in opts.connections:
-            cpu_before = service.cpu_seconds() if service is not None else 0.0
-            point = run_load(system, url, self.bodies[body], connections=conns, seconds=opts.seconds,
-                             cpu=opts.load_cpu, header=header)
-            if service is not None:
-                point.rss_mb = service.rss_mb()
-                if point.requests:
-                    point.cpu_us_per_request = round((service.cpu_seconds() - cpu_before) * 1e6 / point.requests, 1)
+            runs = [self._one_point(system, url, body, service, conns, header) for _ in range(opts.repeat)]
+            point = _median_run(runs)
             self.report.load.append(point)
             cpu = f"  cpu {point.cpu_us_per_request:.0f} us/req" if point.cpu_us_per_request else ""
-            _progress(f"{system:>13} c={conns:<3} {point.rps:>9,.0f} rps  p50 {point.p50_ms:.3f} ms  "
+            spread = f" ({point.rps_min:,.0f}-{point.rps_max:,.0f})" if len(runs) > 1 else ""
+            _progress(f"{system:>13} c={conns:<3} {point.rps:>9,.0f} rps{spread}  p50 {point.p50_ms:.3f} ms  "
                       f"p99 {point.p99_ms:.3f} ms  errors {point.non_2xx + point.socket_errors}{cpu}")
             last = point
         return last
+
+    def _one_point(
+        self, system: str, url: str, body: str, service: Service | None, conns: int, header: str
+    ) -> LoadPoint:
+        cpu_before = service.cpu_seconds() if service is not None else 0.0
+        point = run_load(system, url, self.bodies[body], connections=conns, seconds=self.opts.seconds,
+                         cpu=self.opts.load_cpu, header=header)
+        if service is not None:
+            point.rss_mb = service.rss_mb()
+            if point.requests:
+                point.cpu_us_per_request = round((service.cpu_seconds() - cpu_before) * 1e6 / point.requests, 1)
+        return point
 
     def _ttfb(self, system: str, url: str, body: str, *, header: str = "") -> None:
         point = run_ttfb(system, url, self.bodies[body], requests=self.opts.ttfb_requests, cpu=self.opts.load_cpu,
@@ -226,6 +236,17 @@ class _Run:
             self._ttfb("litellm", f"{base}/chat/completions", "openai-stream", header=header)
 
 
+def _median_run(runs: list[LoadPoint]) -> LoadPoint:
+    """The run with the median RPS (its own latencies), with the RPS spread and every run's errors added up."""
+    ordered = sorted(runs, key=lambda p: p.rps)
+    point = ordered[len(ordered) // 2]
+    point.repeats = len(runs)
+    point.rps_min, point.rps_max = ordered[0].rps, ordered[-1].rps
+    point.non_2xx = sum(p.non_2xx for p in runs)
+    point.socket_errors = sum(p.socket_errors for p in runs)
+    return point
+
+
 def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -238,7 +259,8 @@ def _parse(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--compare", action="store_true", help="also run LiteLLM's proxy")
     parser.add_argument("--litellm", help="path of the `litellm` CLI (default .venv-litellm/bin/litellm)")
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "8")))
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "5")))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per point; the median-RPS run is reported")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     parser.add_argument("--memory-requests", type=int, default=100_000)

@@ -39,6 +39,9 @@ class LoadPoint(msgspec.Struct, kw_only=True):
     cpu_us_per_request: float | None = None
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
+    repeats: int = 1
+    rps_min: float | None = None
+    rps_max: float | None = None
 
 
 class TtfbPoint(msgspec.Struct, kw_only=True):

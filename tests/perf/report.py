@@ -118,18 +118,24 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _range(point: LoadPoint) -> str:
+    if point.rps_min is None or point.rps_max is None or point.repeats < 2:
+        return ""
+    return f"{point.rps_min:,.0f}–{point.rps_max:,.0f}"
+
+
 def render_markdown(report: Report) -> str:
     """Tables for the terminal and the README."""
     lines = ["# LLM Gateway benchmark", ""]
     meta = report.meta
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     lines += ["", "## Load (non-streaming, closed loop)", "",
-              ("| system | conns | RPS | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx | socket err "
-               "| RSS MB | CPU µs/req |"),
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              ("| system | conns | RPS | RPS range | p50 ms | p90 ms | p99 ms | added p50 | added p99 | non-2xx "
+               "| socket err | RSS MB | CPU µs/req |"),
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in report.load:
         lines.append(
-            f"| {p.system} | {p.connections} | {p.rps:,.0f} | {_fmt(p.p50_ms, 3)} | {_fmt(p.p90_ms, 3)} | "
+            f"| {p.system} | {p.connections} | {p.rps:,.0f} | {_range(p)} | {_fmt(p.p50_ms, 3)} | {_fmt(p.p90_ms, 3)} | "
             f"{_fmt(p.p99_ms, 3)} | {_fmt(p.added_p50_ms, 3)} | {_fmt(p.added_p99_ms, 3)} | {p.non_2xx} | "
             f"{p.socket_errors} | {_fmt(p.rss_mb, 1)} | {_fmt(p.cpu_us_per_request, 0)} |"
         )
