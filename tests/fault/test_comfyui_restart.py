@@ -5,19 +5,18 @@ SIGKILL, a new process on the same SQLite file resumes what ComfyUI still holds.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
 
-from orchestrator.processes import REPO_ROOT, free_port
+from orchestrator.processes import REPO_ROOT
 from tests.fakes.comfyui import FakeComfyUI
+from tests.fault._child import Child
 from tests.media_gateway.conftest import GENERATE, PRODUCT, SMOKE
 
 pytestmark = pytest.mark.slow
@@ -36,57 +35,9 @@ def _config_file(folder: Path) -> Path:
     return path
 
 
-class _Gateway:
-    """`python -m media_gateway` as a child; its stderr (JSON logs) is read line by line, so tests wait on log events."""
-
-    def __init__(self, tmp_path: Path, fake: FakeComfyUI, name: str) -> None:
-        self.config = _config_file(tmp_path / name)
-        self.env = {**os.environ, "GENERATOR_MODE": "live", "COMFYUI_BASE_URL": fake.url,
-                    "MEDIA_STORE_DIR": str(tmp_path / "store"), "LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.lines: list[bytes] = []
-        self._changed = asyncio.Condition()
-        self._reader: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "media_gateway", "--host", "127.0.0.1", "--port", str(self.port),
-            "--config", str(self.config), env=self.env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        self._reader = asyncio.create_task(self._read())
-        await self.logged(b"Uvicorn running on")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            async with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-
-    async def logged(self, needle: bytes, count: int = 1) -> None:
-        """Wait until `needle` has appeared in `count` log lines (bounded, so a broken test fails)."""
-        async with asyncio.timeout(30), self._changed:
-            await self._changed.wait_for(lambda: sum(needle in line for line in self.lines) >= count)
-
-    async def exit_code(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        async with asyncio.timeout(30):
-            return await self.proc.wait()
-
-    def log(self) -> str:
-        return b"".join(self.lines).decode("utf-8", "replace")
+def _gateway(tmp_path: Path, fake: FakeComfyUI, name: str) -> Child:
+    env = {"GENERATOR_MODE": "live", "COMFYUI_BASE_URL": fake.url, "MEDIA_STORE_DIR": str(tmp_path / "store")}
+    return Child("media_gateway", _config_file(tmp_path / name), env)
 
 
 async def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -114,7 +65,7 @@ async def _final(url: str, job_id: str) -> dict[str, Any]:
     return final
 
 
-async def _hang_and_pending(gateway: _Gateway, fake: FakeComfyUI) -> tuple[str, str]:
+async def _hang_and_pending(gateway: Child, fake: FakeComfyUI) -> tuple[str, str]:
     """One job hanging in ComfyUI and one queued behind it there, both recorded by the gateway."""
     hanging = await _submit(gateway.url, {**PRODUCT, "prompt": "[hang] blocker"})
     await fake.wait_for(lambda: fake.hanging is not None)
@@ -126,7 +77,7 @@ async def _hang_and_pending(gateway: _Gateway, fake: FakeComfyUI) -> tuple[str, 
 
 
 async def test_sigterm_ends_jobs_releases_comfyui_work_and_exits_0(fake: FakeComfyUI, tmp_path: Path) -> None:
-    async with _Gateway(tmp_path, fake, "first") as gateway:
+    async with _gateway(tmp_path, fake, "first") as gateway:
         hanging, pending = await _hang_and_pending(gateway, fake)
         blocker, behind = fake.prompt_ids
         # Both ComfyUI slots are taken, so this one waits in the gateway.
@@ -139,7 +90,7 @@ async def test_sigterm_ends_jobs_releases_comfyui_work_and_exits_0(fake: FakeCom
     assert {"prompt_id": blocker} in fake.interrupts
     assert None not in fake.interrupts
 
-    async with _Gateway(tmp_path, fake, "second") as again:
+    async with _gateway(tmp_path, fake, "second") as again:
         for job_id in (hanging, pending, waiting):
             status, job = await _call("GET", f"{again.url}/api/v1/media/jobs/{job_id}")
             assert status == 200 and job["status"] == "failed", job
@@ -148,12 +99,12 @@ async def test_sigterm_ends_jobs_releases_comfyui_work_and_exits_0(fake: FakeCom
 
 
 async def test_after_sigkill_a_new_process_resumes_what_comfyui_still_holds(fake: FakeComfyUI, tmp_path: Path) -> None:
-    async with _Gateway(tmp_path, fake, "first") as gateway:
+    async with _gateway(tmp_path, fake, "first") as gateway:
         hanging, pending = await _hang_and_pending(gateway, fake)
         blocker, _ = fake.prompt_ids
         assert await gateway.exit_code(signal.SIGKILL) == -signal.SIGKILL
 
-    async with _Gateway(tmp_path, fake, "second") as again:
+    async with _gateway(tmp_path, fake, "second") as again:
         status, job = await _call("GET", f"{again.url}/api/v1/media/jobs/{pending}")
         assert status == 200 and job["status"] in ("queued", "running"), job
         # The blocker ends upstream; the resumed job behind it then runs to success.

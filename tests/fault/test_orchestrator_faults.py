@@ -35,9 +35,15 @@ class FakeGateway:
     behaviour: str = "stall"
     seen: list[dict[str, str]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # When set, `/readyz` answers only once this gate opens (an in-flight request to hold).
+    readyz_gate: asyncio.Event | None = None
+    readyz_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path in ("/healthz", "/readyz"):
+            if request.path == "/readyz" and self.readyz_gate is not None:
+                self.readyz_waiting.set()
+                await self.readyz_gate.wait()
             return web.json_response({"status": "ok"})
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
         self.arrived.set()
