@@ -58,7 +58,7 @@ def fill_added_latency(report: Report) -> None:
 
 
 def fill_ratios(report: Report, ours: str = "gateway-live") -> None:
-    """Per concurrency: ours/baseline and ours/litellm RPS, and litellm's added p50 over ours."""
+    """Per concurrency: ours/baseline and ours/litellm, for RPS and for added p50."""
     for conns in sorted({p.connections for p in report.load}):
         mine = _point(report, ours, conns)
         if mine is None:
@@ -69,8 +69,8 @@ def fill_ratios(report: Report, ours: str = "gateway-live") -> None:
             if theirs is None:
                 continue
             row[f"rps_ours_over_{other}"] = round(mine.rps / theirs.rps, 2) if theirs.rps else None
-            if mine.added_p50_ms and theirs.added_p50_ms is not None:
-                row[f"added_p50_{other}_over_ours"] = round(theirs.added_p50_ms / mine.added_p50_ms, 2)
+            if mine.added_p50_ms is not None and theirs.added_p50_ms:
+                row[f"added_p50_ours_over_{other}"] = round(mine.added_p50_ms / theirs.added_p50_ms, 3)
         if len(row) > 1:
             report.ratios.append(row)
 
