@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from orchestrator.processes import REPO_ROOT
+from tests.fakes.child import Child
 from tests.fakes.comfyui import FakeComfyUI
-from tests.fault._child import Child
 from tests.media_gateway.conftest import GENERATE, PRODUCT, SMOKE
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from orchestrator.processes import REPO_ROOT
-from tests.fault._child import Child
+from tests.fakes.child import Child
 from tests.fault.test_orchestrator_faults import LLM_KEY, RUNS, fake_gateway
 from tests.orchestrator.answers import PRODUCT
 

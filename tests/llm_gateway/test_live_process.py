@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.asgi import sse_events
+from tests.fakes.child import Child
 from tests.fakes.ollama import FakeOllama
 
 pytestmark = pytest.mark.slow
@@ -25,39 +25,19 @@ SCHEMA = {
 EXE = Path(sys.executable).parent / "llm-gateway"
 
 
-async def _drain(stream: asyncio.StreamReader, lines: list[bytes]) -> None:
-    async for line in stream:
-        lines.append(line)
-
-
 @pytest.fixture
-async def gateway_url(repo_root: Path, free_port: int) -> AsyncIterator[tuple[str, FakeOllama, list[bytes]]]:
+async def gateway(repo_root: Path) -> AsyncIterator[tuple[Child, FakeOllama]]:
+    """The `llm-gateway` console script with the repository's default YAML, live against the fake."""
     async with FakeOllama(models=["qwen2.5:7b", "qwen2.5:14b"]) as fake:
-        env = {**os.environ, "GENERATOR_MODE": "live", "OLLAMA_BASE_URL": fake.base_url, "LOG_LEVEL": "info"}
-        env.pop("LLM_GATEWAY_CONFIG", None)
-        proc = await asyncio.create_subprocess_exec(
-            str(EXE), "--port", str(free_port), cwd=repo_root, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stderr is not None
-        lines: list[bytes] = []
-        try:
-            async with asyncio.timeout(30):  # uvicorn logs this line once the socket listens
-                async for line in proc.stderr:
-                    lines.append(line)
-                    if b"Uvicorn running on" in line:
-                        break
-            assert b"Uvicorn running on" in b"".join(lines), b"".join(lines).decode()
-            drain = asyncio.create_task(_drain(proc.stderr, lines))
-            yield f"http://127.0.0.1:{free_port}", fake, lines
-        finally:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 15)
-        await drain
+        env = {"GENERATOR_MODE": "live", "OLLAMA_BASE_URL": fake.base_url}
+        async with Child("llm_gateway", None, env, command=[str(EXE)], cwd=repo_root,
+                         unset=["LLM_GATEWAY_CONFIG"]) as child:
+            yield child, fake
 
 
-async def test_live_process_answers_from_upstream(gateway_url: tuple[str, FakeOllama, list[bytes]]) -> None:
-    url, fake, logs = gateway_url
+async def test_live_process_answers_from_upstream(gateway: tuple[Child, FakeOllama]) -> None:
+    child, fake = gateway
+    url = child.url
     fake.reply = '{"headline": "Upstream wrote this", "bullets": ["one", "two", "three"]}'
     request = {"role": "brand", "task": "profile", "messages": [{"role": "user", "content": "four words of prompt"}],
                "response_schema": SCHEMA}
@@ -77,7 +57,9 @@ async def test_live_process_answers_from_upstream(gateway_url: tuple[str, FakeOl
     assert fake.chat_requests[0].body["format"] == SCHEMA
     assert events[-1][0] == "done" and events[-1][1]["text"] == fake.reply
     assert fake.chat_requests[1].body["stream"] is True
-    assert any(b'"request_id": "proc-1"' in line and b'"outcome": "ok"' in line for line in logs)
+    # Each request's log line reaches our reader through a pipe, maybe after its answer: wait for both.
+    await child.logged(b'"event": "llm_request"', count=2)
+    assert any(b'"request_id": "proc-1"' in line and b'"outcome": "ok"' in line for line in child.lines)
 
 
 def test_config_error_exits_2_without_traceback(tmp_path: Path, repo_root: Path) -> None:

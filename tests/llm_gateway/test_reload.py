@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +14,7 @@ import structlog
 from llm_gateway.app import build_gateway
 from llm_gateway.config import load_gateway_config
 from llm_gateway.reload import RoutingReloader
+from tests.fakes.child import Child
 
 ROUTES_V1 = """
 mode: mock
@@ -103,51 +101,25 @@ async def test_sighup_triggers_the_reload(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_the_running_gateway_reloads_on_sighup(tmp_path: Path, free_port: int) -> None:
+async def test_the_running_gateway_reloads_on_sighup(tmp_path: Path) -> None:
     path = tmp_path / "llm_gateway.yaml"
     path.write_text(ROUTES_V1)
-    log = (tmp_path / "gateway.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if k not in ("GENERATOR_MODE", "LLM_GATEWAY_CONFIG")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_gateway", "--port", str(free_port), "--config", str(path)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{free_port}"
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            assert await _poll_brand_model(session, base, until="model-one")
+    async with Child("llm_gateway", path, {}, unset=["GENERATOR_MODE", "LLM_GATEWAY_CONFIG"]) as child:
+        assert child.proc is not None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            assert await _brand_model_of(session, child.url) == "model-one"
             path.write_text(ROUTES_V2)
-            proc.send_signal(signal.SIGHUP)
-            assert await _poll_brand_model(session, base, until="model-two")
+            child.proc.send_signal(signal.SIGHUP)
+            # The child logs the swap after making it, so once the line is read the new routes are served.
+            await child.logged(b'"routing_reloaded"')
+            assert await _brand_model_of(session, child.url) == "model-two"
             path.write_text("llm_routing: {default: {provider: olama, model: x}}\n")
-            proc.send_signal(signal.SIGHUP)
-            assert await _poll_log(tmp_path / "gateway.log", "routing_reload_rejected")
-            assert await _poll_brand_model(session, base, until="model-two")
-    finally:
-        proc.terminate()
-        await asyncio.to_thread(proc.wait, 10)
-        log.close()
+            child.proc.send_signal(signal.SIGHUP)
+            await child.logged(b'"routing_reload_rejected"')
+            assert await _brand_model_of(session, child.url) == "model-two"
 
 
-async def _poll_brand_model(session: aiohttp.ClientSession, base: str, *, until: str) -> bool:
-    # Another process applies the signal: polling its routes table is the only way to observe it.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"{base}/api/v1/llm/routes") as response:
-                table = await response.json()
-            if table["rules"][0]["model"] == until:
-                return True
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.05)
-    return False
-
-
-async def _poll_log(path: Path, needle: str) -> bool:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if needle in path.read_text(errors="replace"):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+async def _brand_model_of(session: aiohttp.ClientSession, base: str) -> str:
+    async with session.get(f"{base}/api/v1/llm/routes") as response:
+        table = await response.json()
+    return str(table["rules"][0]["model"])
