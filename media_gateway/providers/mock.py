@@ -11,7 +11,7 @@ import hashlib
 import io
 from typing import ClassVar, Literal
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
 
@@ -25,6 +25,17 @@ class MockSettings(ProviderSettings, frozen=True):
     label: bool = True
 
 
+def _wrap(label: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, room: float) -> str:
+    """`label` broken into lines no wider than `room` pixels (a single long word keeps its own line)."""
+    lines: list[str] = []
+    for word in label.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= room:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
 def _draw(width: int, height: int, key: bytes, label: str) -> bytes:
     digest = hashlib.sha256(key).digest()
     top, bottom = tuple(digest[0:3]), tuple(digest[3:6])
@@ -33,8 +44,14 @@ def _draw(width: int, height: int, key: bytes, label: str) -> bytes:
     column.putdata([tuple(t + (b - t) * y // 255 for t, b in zip(top, bottom, strict=True)) for y in range(256)])
     img = column.resize((width, height), Image.Resampling.BILINEAR)
     if label:
-        ink = (255, 255, 255) if sum(top) < 384 else (0, 0, 0)
-        ImageDraw.Draw(img).text((max(4, width // 32), max(4, height // 32)), label, fill=ink)
+        ink, halo = ((255, 255, 255), (0, 0, 0)) if sum(top) < 384 else ((0, 0, 0), (255, 255, 255))
+        margin = max(4, width // 32)
+        # Pillow's scalable default font (the fixed bitmap one drops the spaces), sized to the image.
+        font = ImageFont.load_default(size=max(10, min(width, height) // 16))
+        text = _wrap(label, font, width - 2 * margin)
+        ImageDraw.Draw(img).multiline_text(
+            (margin, max(4, height // 32)), text, fill=ink, font=font, stroke_width=1, stroke_fill=halo
+        )
     out = io.BytesIO()
     img.save(out, format="PNG", compress_level=1)
     return out.getvalue()
