@@ -23,6 +23,7 @@ from .config import ConfigError
 __all__ = [
     "ErrorMapper",
     "KeyedSettings",
+    "PooledSession",
     "SseEvent",
     "UpstreamClient",
     "UpstreamOwner",
@@ -144,7 +145,7 @@ async def upstream_call(name: str, deadline: float) -> AsyncIterator[None]:
 
 async def read_sse(resp: aiohttp.ClientResponse, *, name: str, deadline: float) -> AsyncIterator[SseEvent]:
     """The events of a `text/event-stream` body (LF or CRLF line ends), each read bounded by `deadline`."""
-    event, data = "", []
+    event, data = "", list[str]()
     while True:
         # The timeout wraps each read, never a `yield`, so it cannot fire inside the consumer's code.
         async with upstream_call(name, deadline):
@@ -169,7 +170,42 @@ async def read_sse(resp: aiohttp.ClientResponse, *, name: str, deadline: float) 
         yield SseEvent(event or "message", "\n".join(data))
 
 
-class UpstreamClient:
+class PooledSession:
+    """The one pooled aiohttp session of one upstream: opened by `start()` in the lifespan, closed by `close()`.
+
+    Deadlines come per call (`upstream_call`), so aiohttp's 300 s total default is switched off;
+    `connect_timeout`, when set, caps connecting on its own.
+    """
+
+    def __init__(self, name: str, *, max_connections: int, connect_timeout: float | None = None) -> None:
+        self.name = name
+        self._max_connections = max_connections
+        self._connect_timeout = connect_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the session; a second call keeps the open one."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
+            )
+
+    async def close(self) -> None:
+        """Close the session; safe to call twice."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open session; ProviderUnavailable before `start()`."""
+        if self._session is None:
+            raise ProviderUnavailable(f"{self.name}: not started", details={"provider": self.name})
+        return self._session
+
+
+class UpstreamClient(PooledSession):
     """One pooled session to one cloud API: JSON calls and SSE streams under a deadline.
 
     `headers` (which carry the key) stay private to the instance; error messages are scrubbed of
@@ -185,32 +221,10 @@ class UpstreamClient:
         max_connections: int,
         secret: str = "",
     ) -> None:
-        self.name = name
+        super().__init__(name, max_connections=max_connections)
         self._headers = {"content-type": "application/json", **headers}
         self._on_error = on_error
-        self._max_connections = max_connections
         self._secret = secret
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        """Open the pooled session; deadlines come per call, so aiohttp's 300 s default is switched off."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-
-    async def close(self) -> None:
-        """Close the session; safe to call twice."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise ProviderUnavailable(f"{self.name}: not started", details={"provider": self.name})
-        return self._session
 
     async def post_json(self, url: str, body: Mapping[str, Any], *, deadline: float) -> bytes:
         """POST `body` as JSON; the raw 200 body, or the mapped error."""
@@ -264,7 +278,8 @@ class UpstreamOwner(abc.ABC):
     start-up, and builds `client`; `start`/`close` open and close it with the provider.
     """
 
-    error_mapper: ClassVar[ErrorMapper]
+    # A staticmethod, so the mapper is not bound to the provider instance.
+    error_mapper: ClassVar[staticmethod[[str, int, bytes, Mapping[str, str]], GatewayError]]
     client: UpstreamClient
     base_url: str
 

@@ -15,9 +15,8 @@ from typing import Annotated, Any, NoReturn
 import aiohttp
 import msgspec
 
-from service_common.upstream import retry_after_seconds, upstream_call
+from service_common.upstream import PooledSession, retry_after_seconds, upstream_call
 from shared_contracts.errors import (
-    ProviderUnavailable,
     RateLimited,
     UpstreamError,
     UpstreamRejected,
@@ -96,25 +95,21 @@ class OllamaProvider(Provider):
         self._chat_url = settings.base_url.rstrip("/") + "/api/chat"
         self._version_url = settings.base_url.rstrip("/") + "/api/version"
         self._headers = {**_JSON_HEADERS, **settings.headers}
-        self._session: aiohttp.ClientSession | None = None
+        # The caller's deadline (asyncio.timeout_at) bounds each call; connecting has its own cap.
+        self._pool = PooledSession(
+            name, max_connections=settings.max_connections, connect_timeout=settings.connect_timeout
+        )
 
     async def start(self) -> None:
-        # total=None: the caller's deadline (asyncio.timeout_at) bounds each call; connecting has its own cap.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout)
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
-        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        await self._pool.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The pooled session; `start()` must have run."""
-        if self._session is None:
-            raise ProviderUnavailable(f"{self.name}: provider not started")
-        return self._session
+        return self._pool.session
 
     def _body(self, call: ProviderCall, *, stream: bool) -> bytes:
         options: dict[str, Any] = {}
