@@ -5,11 +5,11 @@ Adding a provider is a new module plus a YAML section; nothing here names a prov
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from service_common.config import ConfigError, convert_section
+from service_common.plugins import import_class
 
 from .config import GatewayConfig
 from .providers.base import Provider
@@ -22,17 +22,7 @@ MOCK_PROVIDER_CLASS = "llm_gateway.providers.mock:MockProvider"
 
 def import_provider_class(spec: str, *, where: str) -> type[Provider]:
     """`"package.module:ClassName"` -> the class; every failure is a ConfigError naming `where`."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"{where}: expected 'package.module:ClassName', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import {module_name!r}: {exc}") from exc
-    cls = getattr(module, attr, None)
-    if not isinstance(cls, type) or not issubclass(cls, Provider):
-        raise ConfigError(f"{where}: {spec!r} is not a Provider subclass")
-    return cls
+    return import_class(spec, Provider, where=where)
 
 
 def _build_one(name: str, section: Mapping[str, Any]) -> Provider:

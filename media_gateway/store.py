@@ -10,14 +10,13 @@ import abc
 import asyncio
 import hashlib
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from service_common.files import write_atomically
 from shared_contracts.errors import UpstreamError
 
 __all__ = ["ImageStore", "LocalImageStore", "StoredImage", "is_image_id", "probe_image"]
@@ -92,18 +91,9 @@ class LocalImageStore(ImageStore):
         return self.root / digest[:2] / f"{digest}.{ext}"
 
     def _write(self, path: Path, data: bytes) -> None:
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            # rename is atomic on one filesystem: a reader sees no file or the whole file.
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # The name is the content's hash: a file already there holds these very bytes.
+        if not path.exists():
+            write_atomically(path, data)
 
     def _read(self, image_id: str) -> tuple[StoredImage, bytes] | None:
         for ext, mime in _MIME_BY_EXT.items():

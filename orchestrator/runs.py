@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
-import tempfile
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
+from service_common.files import write_atomically
 from shared_contracts.errors import NotFound
 from shared_contracts.flows import RunDocument, RunSummary
 
@@ -77,18 +76,7 @@ class FileRunStore(RunStore):
 
     async def save(self, doc: RunDocument) -> None:
         data = msgspec.json.format(_encode(doc), indent=2)
-        await asyncio.to_thread(self._write, self.path_of(doc.run_id), data)
-
-    def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        await asyncio.to_thread(write_atomically, self.path_of(doc.run_id), data)
 
     async def get(self, run_id: str) -> RunDocument:
         path = self.path_of(run_id)

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from service_common.config import ConfigError, convert_section
+from service_common.config import convert_section
+from service_common.plugins import import_class
 
 from .base import MediaProvider
 
 __all__ = ["load_providers"]
-
-
-def _import_class(path: str, where: str) -> type[MediaProvider]:
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"{where}.class: expected 'package.module:Class', got {path!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}.class: cannot import {module_name!r}: {exc}") from exc
-    cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, MediaProvider)):
-        raise ConfigError(f"{where}.class: {path!r} is not a MediaProvider subclass")
-    return cls
 
 
 def load_providers(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, MediaProvider]:
@@ -33,7 +19,7 @@ def load_providers(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, MediaPro
     for name, spec in specs.items():
         where = f"providers.{name}"
         settings_raw = {k: v for k, v in spec.items() if k != "class"}
-        cls = _import_class(str(spec.get("class", "")), where)
+        cls: type[MediaProvider] = import_class(str(spec.get("class", "")), MediaProvider, where=f"{where}.class")
         settings = convert_section(settings_raw, cls.Settings, path=where)
         providers[name] = cls(name, settings)
     return providers
