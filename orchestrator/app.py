@@ -196,12 +196,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        llm = LLMGatewayClient.from_config(config.llm_gateway)
-        media = MediaGatewayClient.from_config(config.media_gateway)
         async with contextlib.AsyncExitStack() as stack:
-            for client in (llm, media):
-                await client.start()
-                stack.push_async_callback(client.close)
+            llm = await stack.enter_async_context(LLMGatewayClient.from_config(config.llm_gateway))
+            media = await stack.enter_async_context(MediaGatewayClient.from_config(config.media_gateway))
             runner = RunRunner(P0ProductDetailFlow.build(llm, media, config.flow), run_store, metrics=flow_metrics)
             stack.push_async_callback(functools.partial(runner.close, grace_s=config.runs.shutdown_grace_s))
             yield {"config": config, "llm": llm, "media": media, "runner": runner, "store": run_store}

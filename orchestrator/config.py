@@ -12,8 +12,8 @@ from service_common.auth import AuthSettings
 from service_common.config import ConfigError, load_config
 
 __all__ = [
-    "Aspect",
     "DEFAULT_CONFIG_PATH",
+    "Aspect",
     "FlowConfig",
     "GatewayClientConfig",
     "ImageSize",

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import aiohttp
 
@@ -156,10 +157,19 @@ class ServiceGroup:
         self.services: list[ServiceProcess] = []
 
     async def start(self, specs: Sequence[ServiceSpec]) -> list[ServiceProcess]:
-        """Start `specs` concurrently; all of them are healthy when this returns."""
+        """Start `specs` concurrently; all of them are healthy when this returns.
+
+        When one fails, the others' starts are cancelled before its error is raised, so none of them can
+        spawn a process after `aclose()` has stopped the group.
+        """
         started = [ServiceProcess(spec, log_dir=self.log_dir, base_env=self.base_env) for spec in specs]
         self.services.extend(started)
-        await asyncio.gather(*(service.start(timeout_s=self.timeout_s) for service in started))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for service in started:
+                    group.create_task(service.start(timeout_s=self.timeout_s))
+        except* ServiceStartError as failed:
+            raise failed.exceptions[0] from None
         return started
 
     async def aclose(self) -> None:
@@ -168,7 +178,7 @@ class ServiceGroup:
             await service.stop()
         self.services.clear()
 
-    async def __aenter__(self) -> ServiceGroup:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

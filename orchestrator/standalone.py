@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from orchestrator.flow import P0ProductDetailFlow
 from orchestrator.processes import ServiceGroup, gateway_specs
+from orchestrator.runs import new_run_id
+from service_common.tracing import parse_traceparent
 from shared_contracts.flows import Product, RunDocument
 
 __all__ = ["GatewayURLs", "config_for", "format_summary", "load_product", "open_gateways", "run_flow"]
@@ -55,15 +58,21 @@ def config_for(path: Path, environ: Mapping[str, str], urls: GatewayURLs) -> Orc
 
 
 async def run_flow(product: Product, config: OrchestratorConfig) -> RunDocument:
-    """One P0 run with fresh clients, closed afterwards."""
-    llm = LLMGatewayClient.from_config(config.llm_gateway)
-    media = MediaGatewayClient.from_config(config.media_gateway)
-    async with contextlib.AsyncExitStack() as stack:
-        for client in (llm, media):
-            await client.start()
-            stack.push_async_callback(client.close)
-        doc = await P0ProductDetailFlow.build(llm, media, config.flow).run(product)
-    return doc
+    """One P0 run with fresh clients, closed afterwards.
+
+    There is no inbound request here, so the run starts its own trace: every gateway call carries the run
+    id as `X-Request-ID` and one `traceparent`, and the gateways' log lines for the run share a `trace_id`.
+    """
+    run_id = new_run_id()
+    trace = parse_traceparent(None)
+    with structlog.contextvars.bound_contextvars(
+        request_id=run_id, trace_id=trace.trace_id, span_id=trace.span_id, trace_flags=trace.flags
+    ):
+        async with (
+            LLMGatewayClient.from_config(config.llm_gateway) as llm,
+            MediaGatewayClient.from_config(config.media_gateway) as media,
+        ):
+            return await P0ProductDetailFlow.build(llm, media, config.flow).run(product, run_id=run_id)
 
 
 def format_summary(doc: RunDocument) -> str:

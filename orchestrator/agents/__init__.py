@@ -22,6 +22,7 @@ __all__ = [
     "CopywriterAgent",
     "CreativeBrief",
     "ImagePrompt",
+    "PageCopy",
     "PagePlan",
     "PromptLibrary",
     "Review",

@@ -8,7 +8,7 @@ import msgspec
 
 from orchestrator.agents.base import Agent, AgentOutput
 
-__all__ = ["ReviewIssue", "ReviewScores", "Review", "ReviewerAgent", "Verdict"]
+__all__ = ["Review", "ReviewIssue", "ReviewScores", "ReviewerAgent", "Verdict"]
 
 Score = Annotated[int, msgspec.Meta(ge=1, le=5)]
 Line = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Required, TypedDict, TypeVar, Unpack, overload
 
 import jsonschema
 import msgspec
 
-from orchestrator.clients._transport import Sleep, Transport
-from orchestrator.config import GatewayClientConfig
+from orchestrator.clients._gateway import GatewayClient
 from shared_contracts.errors import InvalidOutput, UpstreamError
 from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Message
 
-__all__ = ["Generated", "LLMGatewayClient", "generate_request", "response_schema"]
+__all__ = ["Generated", "LLMGatewayClient", "RequestFields", "generate_request", "response_schema"]
 
 T = TypeVar("T")
 
@@ -65,104 +63,56 @@ def _refers_to(node: Any, ref: str) -> bool:
     return False
 
 
-def generate_request(
-    *,
-    role: str,
-    task: str,
-    messages: Sequence[Message],
-    output: type[Any] | Mapping[str, Any],
-    payload: Mapping[str, Any] | None = None,
-    options: GenerateOptions | None = None,
-    quality: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-) -> GenerateRequest:
+class RequestFields(TypedDict, total=False):
+    """A generate request's parts besides its output type; `role`, `task` and `messages` are required."""
+
+    role: Required[str]
+    task: Required[str]
+    messages: Required[Sequence[Message]]
+    payload: Mapping[str, Any] | None
+    options: GenerateOptions | None
+    quality: str | None
+    metadata: Mapping[str, str] | None
+
+
+def generate_request(*, output: type[Any] | Mapping[str, Any], **fields: Unpack[RequestFields]) -> GenerateRequest:
     """The request body `generate` sends, with `output`'s JSON Schema as `response_schema`."""
     return GenerateRequest(
-        role=role,
-        task=task,
-        messages=list(messages),
-        payload=dict(payload or {}),
+        role=fields["role"],
+        task=fields["task"],
+        messages=list(fields["messages"]),
+        payload=dict(fields.get("payload") or {}),
         response_schema=response_schema(output),
-        options=options,
-        quality=quality,
-        metadata=dict(metadata or {}),
+        options=fields.get("options"),
+        quality=fields.get("quality"),
+        metadata=dict(fields.get("metadata") or {}),
     )
 
 
-class LLMGatewayClient:
+class LLMGatewayClient(GatewayClient):
     """Talks to `POST /api/v1/llm/generate`; the answer's `json` is validated into the requested type."""
 
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    @classmethod
-    def from_config(cls, config: GatewayClientConfig, *, sleep: Sleep = asyncio.sleep) -> LLMGatewayClient:
-        """A client with its own transport built from a config section."""
-        return cls(Transport("llm", config, sleep=sleep))
-
-    async def start(self) -> None:
-        """Open the pooled session."""
-        await self.transport.start()
-
-    async def close(self) -> None:
-        """Close the pooled session."""
-        await self.transport.close()
+    gateway = "llm"
 
     @overload
     async def generate(
-        self,
-        *,
-        role: str,
-        task: str,
-        messages: Sequence[Message],
-        output: type[T],
-        payload: Mapping[str, Any] | None = ...,
-        options: GenerateOptions | None = ...,
-        quality: str | None = ...,
-        metadata: Mapping[str, str] | None = ...,
-        request_id: str | None = ...,
+        self, *, output: type[T], request_id: str | None = ..., **fields: Unpack[RequestFields]
     ) -> Generated[T]: ...
 
     @overload
     async def generate(
-        self,
-        *,
-        role: str,
-        task: str,
-        messages: Sequence[Message],
-        output: Mapping[str, Any],
-        payload: Mapping[str, Any] | None = ...,
-        options: GenerateOptions | None = ...,
-        quality: str | None = ...,
-        metadata: Mapping[str, str] | None = ...,
-        request_id: str | None = ...,
+        self, *, output: Mapping[str, Any], request_id: str | None = ..., **fields: Unpack[RequestFields]
     ) -> Generated[dict[str, Any]]: ...
 
     async def generate(
-        self,
-        *,
-        role: str,
-        task: str,
-        messages: Sequence[Message],
-        output: type[Any] | Mapping[str, Any],
-        payload: Mapping[str, Any] | None = None,
-        options: GenerateOptions | None = None,
-        quality: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
+        self, *, output: type[Any] | Mapping[str, Any], request_id: str | None = None, **fields: Unpack[RequestFields]
     ) -> Generated[Any]:
-        """Ask the gateway for a structured answer of shape `output` (a msgspec type or a JSON Schema)."""
-        request = generate_request(
-            role=role,
-            task=task,
-            messages=messages,
-            output=output,
-            payload=payload,
-            options=options,
-            quality=quality,
-            metadata=metadata,
-        )
-        return await self.send(request, output=output, request_id=request_id)
+        """Ask the gateway for a structured answer of shape `output` (a msgspec type or a JSON Schema).
+
+        `fields` are the request's `role`, `task`, `messages` and optional `payload`, `options`, `quality`,
+        `metadata`.
+        """
+        return await self.send(generate_request(output=output, **fields), output=output, request_id=request_id)
 
     async def send(
         self, request: GenerateRequest, *, output: type[Any] | Mapping[str, Any], request_id: str | None = None
@@ -178,10 +128,6 @@ class LLMGatewayClient:
             ) from exc
         value = _validated(response, output, request.response_schema or response_schema(output))
         return Generated(output=value, response=response, request=request, request_id=reply.request_id)
-
-    async def check_ready(self) -> None:
-        """Raise a typed error unless the gateway's `/readyz` answers 2xx."""
-        await self.transport.get_json_ok("/readyz")
 
 
 def _validated(response: GenerateResponse, output: type[Any] | Mapping[str, Any], schema: dict[str, Any]) -> Any:

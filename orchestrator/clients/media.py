@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from orchestrator.clients._transport import Sleep, Transport
-from orchestrator.config import GatewayClientConfig
+from orchestrator.clients._gateway import GatewayClient
 from shared_contracts.errors import GatewayError, UpstreamError, error_from_body
 from shared_contracts.media import ImageRequest, Job
 
@@ -20,24 +18,10 @@ _encode = msgspec.json.Encoder().encode
 _decode_job = msgspec.json.Decoder(Job)
 
 
-class MediaGatewayClient:
+class MediaGatewayClient(GatewayClient):
     """Talks to `POST /api/v1/media/image/generate` with `wait: true`; returns the succeeded job."""
 
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    @classmethod
-    def from_config(cls, config: GatewayClientConfig, *, sleep: Sleep = asyncio.sleep) -> MediaGatewayClient:
-        """A client with its own transport built from a config section."""
-        return cls(Transport("media", config, sleep=sleep))
-
-    async def start(self) -> None:
-        """Open the pooled session."""
-        await self.transport.start()
-
-    async def close(self) -> None:
-        """Close the pooled session."""
-        await self.transport.close()
+    gateway = "media"
 
     async def generate_image(
         self,
@@ -80,10 +64,6 @@ class MediaGatewayClient:
         if job.status != "succeeded" or not job.images:
             raise _job_error(job)
         return job
-
-    async def check_ready(self) -> None:
-        """Raise a typed error unless the gateway's `/readyz` answers 2xx."""
-        await self.transport.get_json_ok("/readyz")
 
 
 def _job_error(job: Job) -> GatewayError:

@@ -45,15 +45,11 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
 
 @pytest.fixture
 async def llm(sleep: RecordingSleep) -> AsyncIterator[LLMGatewayClient]:
-    client = LLMGatewayClient(Transport("llm", client_config(LLM_URL), sleep=sleep))
-    await client.start()
-    yield client
-    await client.close()
+    async with LLMGatewayClient(Transport("llm", client_config(LLM_URL), sleep=sleep)) as client:
+        yield client
 
 
 @pytest.fixture
 async def media(sleep: RecordingSleep) -> AsyncIterator[MediaGatewayClient]:
-    client = MediaGatewayClient(Transport("media", client_config(MEDIA_URL), sleep=sleep))
-    await client.start()
-    yield client
-    await client.close()
+    async with MediaGatewayClient(Transport("media", client_config(MEDIA_URL), sleep=sleep)) as client:
+        yield client

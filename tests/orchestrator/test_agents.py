@@ -150,16 +150,13 @@ def test_every_output_schema_is_bounded() -> None:
 async def real_gateways(tmp_path: Path) -> AsyncIterator[tuple[LLMGatewayClient, MediaGatewayClient]]:
     """The real gateway apps in mock mode, served on loopback in this process."""
     llm_app, media_app = mock_gateway_apps(tmp_path / "media")
-    async with serve_app(llm_app) as llm_url, serve_app(media_app) as media_url:
-        llm = LLMGatewayClient.from_config(client_config(llm_url))
-        media = MediaGatewayClient.from_config(client_config(media_url))
-        await llm.start()
-        await media.start()
-        try:
-            yield llm, media
-        finally:
-            await llm.close()
-            await media.close()
+    async with (
+        serve_app(llm_app) as llm_url,
+        serve_app(media_app) as media_url,
+        LLMGatewayClient.from_config(client_config(llm_url)) as llm,
+        MediaGatewayClient.from_config(client_config(media_url)) as media,
+    ):
+        yield llm, media
 
 
 @pytest.mark.parametrize("role", ROLES)

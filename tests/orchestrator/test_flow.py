@@ -177,18 +177,15 @@ async def test_progress_is_published_and_the_last_snapshot_is_the_result(
 
 async def test_the_whole_flow_against_the_real_gateways_in_mock_mode(tmp_path: Path) -> None:
     llm_app, media_app = mock_gateway_apps(tmp_path / "media")
-    async with serve_app(llm_app) as llm_url, serve_app(media_app) as media_url:
-        llm = LLMGatewayClient.from_config(client_config(llm_url))
-        media = MediaGatewayClient.from_config(client_config(media_url))
-        await llm.start()
-        await media.start()
-        try:
-            doc = await flow_of(llm, media).run(product())
-            async with aiohttp.ClientSession() as session, session.get(doc.images[0].url) as resp:
-                png = await resp.read()
-        finally:
-            await llm.close()
-            await media.close()
+    async with (
+        serve_app(llm_app) as llm_url,
+        serve_app(media_app) as media_url,
+        LLMGatewayClient.from_config(client_config(llm_url)) as llm,
+        MediaGatewayClient.from_config(client_config(media_url)) as media,
+    ):
+        doc = await flow_of(llm, media).run(product())
+        async with aiohttp.ClientSession() as session, session.get(doc.images[0].url) as resp:
+            png = await resp.read()
     assert doc.status == "succeeded" and doc.mode == "mock"
     assert list(doc.outputs) == ROLES
     assert all(step.provider == "mock" and step.model for step in doc.steps.values())
