@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from aiohttp import web
 
 from llm_gateway.prose import Prose
 from llm_gateway.synth import synthesize
+from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["Fault", "FakeOllama", "RecordedRequest"]
 
@@ -37,37 +37,11 @@ _PIECE = re.compile(r"\S+\s*|\s+")
 _encode = msgspec.json.encode
 
 
-@dataclass
-class Fault:
-    """How the fake misbehaves on a chat request."""
-
-    status: int | None = None  # answer with this status and `{"error": error}`
-    error: str = "an unexpected error occurred"
-    delay: float = 0.0  # seconds before the response starts
-    chunk_delay: float = 0.0  # seconds between streamed lines
-    error_after: int | None = None  # stream: an `{"error": ...}` line after this many content lines (HTTP 200)
-    malformed_after: int | None = None  # stream: a line that is not JSON after this many content lines
-    cut_after: int | None = None  # stream: end the body after this many content lines, without the final line
-    raw: bytes | None = None  # answer 200 with exactly these bytes
-    retry_after: str | None = None  # Retry-After header with `status`
-    times: int | None = None  # apply to the next N chat requests only; None = always
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the fake received it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
 Reply = Callable[[dict[str, Any]], str]
 
 
 @dataclass
-class FakeOllama:
+class FakeOllama(FakeServer):
     """The fake server; `reply(body) -> text` overrides the default answers."""
 
     models: Sequence[str] = ("qwen2.5:7b", "qwen2.5:14b")
@@ -75,57 +49,22 @@ class FakeOllama:
     version: str = "0.6.5"
     fault: Fault | None = None
     faults: dict[str, Fault] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    port: int = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/api/chat"]
 
-    async def __aenter__(self) -> FakeOllama:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/chat", self._chat)
         app.router.add_get("/api/version", self._version)
         app.router.add_get("/api/tags", self._tags)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            body = msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            body = raw
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
-        return body
 
     async def _version(self, request: web.Request) -> web.Response:
-        await self._record(request)
+        await self.record(request)
         return web.json_response({"version": self.version})
 
     async def _tags(self, request: web.Request) -> web.Response:
-        await self._record(request)
+        await self.record(request)
         models = [
             {
                 "name": name,
@@ -141,16 +80,10 @@ class FakeOllama:
 
     def _take_fault(self, model: str) -> Fault | None:
         fault = self.faults.get(model) or self.fault
-        if fault is None:
-            return None
-        if fault.times is not None:
-            if fault.times <= 0:
-                return None
-            fault.times -= 1
-        return fault
+        return None if fault is None else fault.take()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         if not isinstance(body, dict):
             return _error(400, "invalid character looking for beginning of value")
         model = body.get("model")
@@ -183,20 +116,11 @@ class FakeOllama:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         for index, piece in enumerate(pieces):
-            if fault is not None:
-                if fault.error_after == index:
-                    await response.write(_encode({"error": fault.error}) + b"\n")
-                    await response.write_eof()
-                    return response
-                if fault.malformed_after == index:
-                    await response.write(b'{"model": "' + model.encode() + b'", "message": {oops\n')
-                    await response.write_eof()
-                    return response
-                if fault.cut_after == index:
-                    await response.write_eof()
-                    return response
-                if fault.chunk_delay:
-                    await asyncio.sleep(fault.chunk_delay)
+            if fault is not None and await fault.break_stream(
+                response, index, error_line=_encode({"error": fault.error}) + b"\n",
+                malformed_line=b'{"model": "' + model.encode() + b'", "message": {oops\n',
+            ):
+                return response
             line = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": piece}, "done": False}
             await response.write(_encode(line) + b"\n")
         final["message"] = {"role": "assistant", "content": ""}

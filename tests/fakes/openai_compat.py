@@ -7,7 +7,7 @@ a usage chunk when `stream_options.include_usage`, then `data: [DONE]`), `GET /v
     async with FakeOpenAI(models=["local-model"]) as fake:
         fake.fault = Fault(status=429, retry_after="1", times=1)
 
-Faults reuse tests/fakes/ollama.py's `Fault` (status, retry_after, delay, chunk_delay, error_after,
+Faults are tests/fakes/server.py's `Fault` (status, retry_after, delay, chunk_delay, error_after,
 malformed_after, cut_after, raw, times). `gate`: when set, every chat request waits for it (after
 `received` is set), so a test can hold a request in flight without sleeping.
 """
@@ -15,7 +15,6 @@ malformed_after, cut_after, raw, times). `gate`: when set, every chat request wa
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from tests.fakes.ollama import Fault, RecordedRequest
+from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["FakeOpenAI"]
 
@@ -32,70 +31,39 @@ _encode = msgspec.json.encode
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """The fake server; `reply` is the assistant's text (split into words when streamed)."""
 
     models: Sequence[str] = ("local-model",)
     reply: str = "Fake OpenAI-compatible answer about the lamp."
     fault: Fault | None = None
-    requests: list[RecordedRequest] = field(default_factory=list)
     gate: asyncio.Event | None = None
     received: asyncio.Event = field(default_factory=asyncio.Event)
-    port: int = 0
-    _runner: web.AppRunner | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/chat/completions"]
 
-    async def __aenter__(self) -> FakeOpenAI:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def stop(self) -> None:
         if self.gate is not None:
-            self.gate.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            self.gate.set()  # a request held in flight must end before the server can
+        await super().stop()
 
     async def _models(self, request: web.Request) -> web.Response:
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), None))
+        await self.record(request)
         data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
-    def _take_fault(self) -> Fault | None:
-        fault = self.fault
-        if fault is None or fault.times is None:
-            return fault
-        if fault.times <= 0:
-            return None
-        fault.times -= 1
-        return fault
-
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body: Any = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            body = raw
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        body = await self.record(request)
         self.received.set()
         if self.gate is not None:
             await self.gate.wait()
-        fault = self._take_fault()
+        fault = None if self.fault is None else self.fault.take()
         if fault and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault and fault.status is not None:
@@ -130,24 +98,16 @@ class FakeOpenAI:
         head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
 
         async def send(payload: Any) -> None:
-            await response.write(b"data: " + _encode(payload) + b"\n\n")
+            await response.write(_frame(payload))
 
         words = [w + " " for w in self.reply.split()]
         for index, word in enumerate(words):
-            if fault is not None:
-                if fault.error_after == index:
-                    await send({"error": {"message": fault.error, "type": "server_error", "code": None}})
-                    await response.write_eof()
-                    return response
-                if fault.malformed_after == index:
-                    await response.write(b'data: {"id": "chatcmpl-fake", "choices": [{oops\n\n')
-                    await response.write_eof()
-                    return response
-                if fault.cut_after == index:
-                    await response.write_eof()
-                    return response
-                if fault.chunk_delay:
-                    await asyncio.sleep(fault.chunk_delay)
+            if fault is not None and await fault.break_stream(
+                response, index,
+                error_line=_frame({"error": {"message": fault.error, "type": "server_error", "code": None}}),
+                malformed_line=b'data: {"id": "chatcmpl-fake", "choices": [{oops\n\n',
+            ):
+                return response
             await send({**head, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
         await send({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -155,6 +115,10 @@ class FakeOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _frame(payload: Any) -> bytes:
+    return b"data: " + _encode(payload) + b"\n\n"
 
 
 def _error(status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
