@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -219,3 +220,22 @@ async def test_readiness_checks_the_providers_the_mode_uses() -> None:
     gw = gateway(Down("a", [result("x")]))
     assert await gw.check_ready(timeout=1) == {"a": "provider_unavailable: refused"}
     assert await gw.check_ready(timeout=1, mode="mock") == {}
+
+
+async def test_deadline_covers_the_repair() -> None:
+    primary = ScriptedProvider("a", [result('{"title": "wrong key"}'), Hang()])
+    # The outer bound turns a regression (a repair outside the deadline hangs) into a failure, not a hung run.
+    with pytest.raises(UpstreamTimeout) as caught:
+        async with asyncio.timeout(10):
+            await gateway(primary, live_timeout=0.2).generate(request(response_schema=SCHEMA))
+    assert len(primary.calls) == 2  # the repair was sent, and the deadline cut it
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+
+
+async def test_stream_deadline_covers_the_repair() -> None:
+    primary = ScriptedProvider("a", [['{"title": ', '"wrong key"}'], Hang()])
+    with pytest.raises(UpstreamTimeout) as caught:
+        async with asyncio.timeout(10):
+            await collect(gateway(primary, live_timeout=0.2), request(response_schema=SCHEMA))
+    assert len(primary.calls) == 2
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
