@@ -16,7 +16,7 @@ from orchestrator.app import create_app
 from orchestrator.config import load_orchestrator_config
 from orchestrator.processes import free_port
 
-from .test_media_schemathesis import check_every_operation, serve_in_thread
+from ._schemathesis import check_every_operation, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,29 +12,26 @@ was a 500, or one came later than the deadline allows.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import collections
 import random
-import socket
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import msgspec
-import uvicorn
 
 from llm_gateway.app import create_app
 from llm_gateway.config import parse_gateway_config
 from tests.fakes.ollama import FakeOllama, Fault
 from tests.fakes.openai_compat import FakeOpenAI
+from tests.orchestrator.inprocess import serve_app
+
+from ._driver import LoadReport, drive, load_main
 
 __all__ = ["LoadReport", "run_load"]
 
 MODEL = "load-model"
+GENERATE = "/api/v1/llm/generate"
+STREAM = "/api/v1/llm/generate/stream"
 # Weighted faults of the primary upstream; None = a healthy answer.
 FAULT_MIX: tuple[tuple[Fault | None, int], ...] = (
     (None, 60),
@@ -62,44 +59,6 @@ class _FlakyOllama(FakeOllama):
         return fault
 
 
-@dataclass
-class LoadReport:
-    """What the run saw."""
-
-    sent: int = 0
-    answered: int = 0
-    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
-    by_code: collections.Counter[str] = field(default_factory=collections.Counter)
-    slowest_s: float = 0.0
-    deadline_s: float = 0.0
-    seconds: float = 0.0
-
-    @property
-    def lost(self) -> int:
-        return self.sent - self.answered
-
-    @property
-    def ok(self) -> bool:
-        """Nothing lost, no 500, and no answer later than the deadline plus a margin for the event loop."""
-        return self.lost == 0 and self.by_status[500] == 0 and self.slowest_s <= self.deadline_s + 2.0
-
-    def render(self) -> str:
-        lines = [
-            f"sent {self.sent}, answered {self.answered}, lost {self.lost} in {self.seconds:.1f}s",
-            f"slowest answer {self.slowest_s:.2f}s (deadline {self.deadline_s:g}s)",
-            "by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items())),
-            "by outcome: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_code.items())),
-            "result: " + ("OK" if self.ok else "FAILED"),
-        ]
-        return "\n".join(lines)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(primary: str, backup: str) -> Any:
     return parse_gateway_config({
         "mode": "live",
@@ -118,72 +77,33 @@ def _config(primary: str, backup: str) -> Any:
     })
 
 
-async def _one(session: aiohttp.ClientSession, url: str, index: int, deadline_s: float, report: LoadReport) -> None:
-    stream = index % 5 == 0
-    path = "/api/v1/llm/generate/stream" if stream else "/api/v1/llm/generate"
-    body = {"role": "brand", "task": "load", "messages": [{"role": "user", "content": f"request {index}"}]}
-    started = time.perf_counter()
-    report.sent += 1
-    async with session.post(url + path, json=body, headers={"x-request-timeout": str(deadline_s)}) as response:
-        raw = await response.read()
-    report.slowest_s = max(report.slowest_s, time.perf_counter() - started)
-    report.answered += 1
-    report.by_status[response.status] += 1
-    if response.status >= 400:
-        report.by_code[msgspec.json.decode(raw)["error"]["code"]] += 1
-    elif stream:
+def _request(index: int) -> tuple[str, dict[str, Any]]:
+    path = STREAM if index % 5 == 0 else GENERATE
+    return path, {"role": "brand", "task": "load", "messages": [{"role": "user", "content": f"request {index}"}]}
+
+
+def _classify(index: int, status: int, raw: bytes) -> str:
+    if status >= 400:
+        return str(msgspec.json.decode(raw)["error"]["code"])
+    if index % 5 == 0:
         last = raw.rstrip().rsplit(b"\n\n", 1)[-1]
-        report.by_code["stream:" + last.split(b"\n", 1)[0].removeprefix(b"event: ").decode()] += 1
-    else:
-        report.by_code["ok:" + msgspec.json.decode(raw)["provider"]] += 1
+        return "stream:" + last.split(b"\n", 1)[0].removeprefix(b"event: ").decode()
+    return "ok:" + str(msgspec.json.decode(raw)["provider"])
 
 
 async def run_load(*, requests: int, concurrency: int, deadline_s: float = 1.0, seed: int = 7) -> LoadReport:
     """Drive `requests` calls, `concurrency` at a time, through a gateway with a flaky primary upstream."""
-    report = LoadReport(deadline_s=deadline_s)
-    async with _FlakyOllama(seed) as flaky, FakeOpenAI(models=[MODEL]) as backup:
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(_config(flaky.base_url, backup.base_url)), host="127.0.0.1", port=port,
-            log_level="warning", lifespan="on", ws="none", access_log=False,
-        ))
-        serving = asyncio.create_task(server.serve())
-        try:
-            async with asyncio.timeout(30):
-                while not server.started:
-                    await asyncio.sleep(0.01)
-            url = f"http://127.0.0.1:{port}"
-            gate = asyncio.Semaphore(concurrency)
-            started = time.perf_counter()
-            timeout = aiohttp.ClientTimeout(total=deadline_s + 30)
-            connector = aiohttp.TCPConnector(limit=concurrency)
-            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-
-                async def bounded(index: int) -> None:
-                    async with gate:
-                        await _one(session, url, index, deadline_s, report)
-
-                results = await asyncio.gather(*(bounded(i) for i in range(requests)), return_exceptions=True)
-            report.seconds = time.perf_counter() - started
-            for failure in (r for r in results if isinstance(r, BaseException)):
-                report.by_code[f"client:{type(failure).__name__}"] += 1
-        finally:
-            server.should_exit = True
-            await serving
-    return report
+    async with (
+        _FlakyOllama(seed) as flaky,
+        FakeOpenAI(models=[MODEL]) as backup,
+        serve_app(create_app(_config(flaky.base_url, backup.base_url))) as url,
+    ):
+        return await drive(url, requests=requests, concurrency=concurrency, deadline_s=deadline_s,
+                           request=_request, classify=_classify)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm_load", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of each request (s)")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    report = asyncio.run(run_load(requests=args.requests, concurrency=args.concurrency,
-                                  deadline_s=args.deadline, seed=args.seed))
-    print(report.render())
-    return 0 if report.ok else 1
+    return load_main(argv, run_load, prog="llm_load", doc=__doc__ or "", requests=1000, concurrency=64, deadline_s=1.0)
 
 
 if __name__ == "__main__":
