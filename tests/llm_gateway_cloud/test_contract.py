@@ -1,4 +1,4 @@
-"""One contract for every cloud provider: the normalised ProviderResult, streamed or not, from recorded payloads."""
+"""One contract for every provider (cloud, Ollama, mock): the normalised ProviderResult, streamed or not, from recorded payloads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from aioresponses import aioresponses
 from llm_gateway.providers.anthropic import AnthropicProvider, AnthropicSettings
 from llm_gateway.providers.base import Delta, Provider, ProviderResult
 from llm_gateway.providers.gemini import GeminiProvider, GeminiSettings
+from llm_gateway.providers.mock import MockProvider, MockSettings
+from llm_gateway.providers.ollama import OllamaProvider, OllamaSettings
 from llm_gateway.providers.openai import OpenAIProvider, OpenAISettings
 
 from ._support import KEY, fixture, in_seconds, make_call
@@ -27,6 +29,7 @@ class Case:
     vendor: str
     body: str
     stream: str
+    stream_type: str = "text/event-stream"
 
 
 CASES = {
@@ -54,6 +57,17 @@ CASES = {
         "generate_content.json",
         "stream.txt",
     ),
+    "ollama": Case(
+        lambda: OllamaProvider("ollama", OllamaSettings(base_url="http://ollama.test:11434")),
+        "http://ollama.test:11434/api/chat",
+        "http://ollama.test:11434/api/chat",
+        "ollama",
+        "chat.json",
+        "chat_stream.ndjson",
+        "application/x-ndjson",
+    ),
+    # The mock calls no upstream: empty URLs register nothing.
+    "mock": Case(lambda: MockProvider("mock", MockSettings(fixtures_dir="/nonexistent")), "", "", "", "", ""),
 }
 
 
@@ -77,7 +91,8 @@ def assert_normalised(result: object) -> None:
 
 async def test_generate_returns_a_normalised_result(case: tuple[Case, Provider], upstream: aioresponses) -> None:
     spec, provider = case
-    upstream.post(spec.url, body=fixture(spec.vendor, spec.body))
+    if spec.url:
+        upstream.post(spec.url, body=fixture(spec.vendor, spec.body))
     assert_normalised(await provider.generate(make_call(), deadline=in_seconds(5)))
 
 
@@ -85,7 +100,8 @@ async def test_stream_is_deltas_then_one_result_with_their_text(
     case: tuple[Case, Provider], upstream: aioresponses
 ) -> None:
     spec, provider = case
-    upstream.post(spec.stream_url, body=fixture(spec.vendor, spec.stream), content_type="text/event-stream")
+    if spec.stream_url:
+        upstream.post(spec.stream_url, body=fixture(spec.vendor, spec.stream), content_type=spec.stream_type)
     items = [item async for item in provider.stream(make_call(), deadline=in_seconds(5))]
     *deltas, last = items
     assert deltas and all(type(d) is Delta for d in deltas)
@@ -95,7 +111,7 @@ async def test_stream_is_deltas_then_one_result_with_their_text(
 
 
 def test_every_provider_is_built_from_name_and_settings_only() -> None:
-    for cls in (OpenAIProvider, AnthropicProvider, GeminiProvider):
+    for cls in (OpenAIProvider, AnthropicProvider, GeminiProvider, OllamaProvider, MockProvider):
         assert issubclass(cls, Provider)
-        assert cls.kind == "live"
+        assert cls.kind == ("mock" if cls is MockProvider else "live")
         assert issubclass(cls.Settings, msgspec.Struct)
