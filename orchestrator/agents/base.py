@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from orchestrator.clients.llm import Generated, LLMGatewayClient, generate_request
+from orchestrator.clients.llm import Generated, LLMGatewayClient, generate_request, response_schema
 from shared_contracts.flows import Product
 from shared_contracts.llm import GenerateOptions, GenerateRequest, Message
 from shared_contracts.media import Job
@@ -131,13 +131,17 @@ class Agent(Generic[OutT]):
             Message(role="user", content=self.prompts.render(f"{self.role}.user.md", values)),
         ]
 
+    def schema(self, inputs: AgentInputs) -> dict[str, Any]:
+        """The `response_schema` sent: `output_type`'s; agents narrow it to what earlier steps decided."""
+        return response_schema(self.output_type)
+
     def request(self, inputs: AgentInputs) -> GenerateRequest:
         """The LLM Gateway request this agent sends for `inputs`."""
         return generate_request(
             role=self.role,
             task=self.task,
             messages=self.messages(inputs),
-            output=self.output_type,
+            output=self.schema(inputs),
             payload=self.payload(inputs),
             options=self.options,
             quality=self.quality,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
-from orchestrator.agents.base import Agent, AgentOutput
+from orchestrator.agents.base import Agent, AgentInputs, AgentOutput
+from orchestrator.agents.strategist import PagePlan
 
 __all__ = ["CallToAction", "CopywriterAgent", "PageCopy", "SectionCopy"]
 
@@ -43,3 +44,21 @@ class CopywriterAgent(Agent[PageCopy]):
     task = "page_copy"
     output_type = PageCopy
     needs = ("brand", "brief", "strategist")
+
+    def schema(self, inputs: AgentInputs) -> dict[str, Any]:
+        """PageCopy's schema with exactly one copy per planned section, in plan order, keyed by the plan's id.
+
+        The gateway validates the answer against it (and a model with structured output follows it), so the copy
+        can never name a section the strategist did not plan, skip one, or repeat one.
+        """
+        schema = super().schema(inputs)
+        plan = self._earlier(inputs)["strategist"]
+        if not isinstance(plan, PagePlan):
+            raise TypeError(f"copywriter agent: the strategist output is {type(plan).__name__}, not PagePlan")
+        section = schema["$defs"]["SectionCopy"]
+        keyed = [
+            {**section, "properties": {**section["properties"], "section_id": {"const": planned.id}}}
+            for planned in plan.sections
+        ]
+        schema["properties"]["sections"].update(prefixItems=keyed, minItems=len(keyed), maxItems=len(keyed))
+        return schema

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from orchestrator.agents.base import Agent, AgentOutput
+from orchestrator.agents.base import Agent, AgentInputs, AgentOutput
+from orchestrator.agents.copywriter import PageCopy
 
 __all__ = ["Review", "ReviewIssue", "ReviewScores", "ReviewerAgent", "Verdict"]
 
@@ -49,3 +50,12 @@ class ReviewerAgent(Agent[Review]):
     task = "copy_review"
     output_type = Review
     needs = ("brand", "brief", "strategist", "copywriter")
+
+    def schema(self, inputs: AgentInputs) -> dict[str, Any]:
+        """Review's schema with each issue's `section_id` limited to the sections the copy has."""
+        schema = super().schema(inputs)
+        copy = self._earlier(inputs)["copywriter"]
+        if not isinstance(copy, PageCopy):
+            raise TypeError(f"reviewer agent: the copywriter output is {type(copy).__name__}, not PageCopy")
+        schema["$defs"]["ReviewIssue"]["properties"]["section_id"] = {"enum": list(dict.fromkeys(s.section_id for s in copy.sections))}
+        return schema

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import msgspec
 import pytest
 from aioresponses import aioresponses
@@ -20,6 +21,7 @@ from orchestrator.agents import (
     BrandAgent,
     BriefAgent,
     CopywriterAgent,
+    PagePlan,
     PromptLibrary,
     ReviewerAgent,
     StrategistAgent,
@@ -66,12 +68,15 @@ async def test_agent_against_recorded_answers(
     agent = agents[role]
     upstream.post(GENERATE, payload=llm_answer(role))
     upstream.post(IMAGE, payload=media_job())
-    result = await agent.run(inputs_for(agent, agents), request_id="req-7")
+    inputs = inputs_for(agent, agents)
+    result = await agent.run(inputs, request_id="req-7")
 
     [call] = upstream.requests[("POST", URL(GENERATE))]
     sent = msgspec.json.decode(call.kwargs["data"])
     assert (sent["role"], sent["task"]) == (agent.role, agent.task)
-    assert sent["response_schema"] == response_schema(agent.output_type)
+    assert sent["response_schema"] == agent.schema(inputs)
+    if role not in ("copywriter", "reviewer"):
+        assert sent["response_schema"] == response_schema(agent.output_type)
     assert set(sent["payload"]) == {"product", "language", *agent.needs}
     assert sent["payload"]["product"]["name"] == PRODUCT["name"]
     for need in agent.needs:
@@ -180,3 +185,38 @@ async def test_agent_against_the_real_gateways_in_mock_mode(
         assert body.startswith(b"\x89PNG\r\n\x1a\n")
     else:
         assert isinstance(output, agent.output_type)
+
+
+async def test_the_copy_is_keyed_by_the_plan_and_the_review_by_the_copy(
+    real_gateways: tuple[LLMGatewayClient, MediaGatewayClient]
+) -> None:
+    # The narrowed schemas are what keeps the steps coherent, in mock mode as with a live model.
+    llm, media = real_gateways
+    agents = build_agents(llm, media)
+    inputs = inputs_for(agents["copywriter"], agents)
+    plan = inputs.outputs["strategist"]
+    assert isinstance(plan, PagePlan)
+    copy = (await agents["copywriter"].run(inputs)).output
+    assert [section.section_id for section in copy.sections] == [section.id for section in plan.sections]
+
+    review_inputs = AgentInputs(product=inputs.product, outputs={**inputs.outputs, "copywriter": copy})
+    review = (await agents["reviewer"].run(review_inputs)).output
+    copied = {section.section_id for section in copy.sections}
+    assert review.issues and {issue.section_id for issue in review.issues} <= copied
+
+
+def test_a_copy_naming_an_unplanned_section_does_not_match_the_schema() -> None:
+    agents = build_agents(LLMGatewayClient.from_config(client_config(LLM_URL)),
+                          MediaGatewayClient.from_config(client_config(MEDIA_URL)))
+    copywriter = agents["copywriter"]
+    inputs = inputs_for(copywriter, agents)
+    plan = inputs.outputs["strategist"]
+    assert isinstance(plan, PagePlan)
+    section = {"title": "t", "body": "b", "bullets": []}
+    good = {"headline": "h", "subheadline": "s", "cta": {"label": "l", "supporting_text": "x"},
+            "sections": [{"section_id": planned.id, **section} for planned in plan.sections]}
+    jsonschema.validate(good, copywriter.schema(inputs))
+    for wrong in (good["sections"][:-1], [*good["sections"][:-1], {"section_id": "invented", **section}],
+                  list(reversed(good["sections"]))):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**good, "sections": wrong}, copywriter.schema(inputs))
