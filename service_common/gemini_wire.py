@@ -53,10 +53,14 @@ class Part(msgspec.Struct, rename="camel"):
 
 
 class Content(msgspec.Struct):
+    """A candidate's content: its parts in order."""
+
     parts: list[Part] = []
 
 
 class Candidate(msgspec.Struct, rename="camel"):
+    """One answer; `finish_reason` is `STOP`, `MAX_TOKENS` or why it was withheld (`SAFETY`, `IMAGE_SAFETY`, ...)."""
+
     content: Content | None = None
     finish_reason: str | None = None
 
@@ -66,10 +70,14 @@ class Candidate(msgspec.Struct, rename="camel"):
 
 
 class PromptFeedback(msgspec.Struct, rename="camel"):
+    """Set when the prompt itself was blocked (then there are no candidates)."""
+
     block_reason: str | None = None
 
 
 class UsageMetadata(msgspec.Struct, rename="camel"):
+    """Token counts; thinking tokens are billed as output."""
+
     prompt_token_count: int = 0
     candidates_token_count: int = 0
     thoughts_token_count: int = 0
