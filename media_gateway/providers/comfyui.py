@@ -246,28 +246,43 @@ class ComfyUIProvider(MediaProvider):
         progress("queued", 0.0)
         async with self._slots:
             await self._connected(socket)
+            generation = socket.generation
             prompt_id = await self._submit_shielded(call.graph)
-            return await self._outcome(call, prompt_id, socket, progress, resumed=False)
+            # A reconnect while the POST was in flight may have lost this prompt's frames (even its end),
+            # and the markers went only to prompts already known: so ask /history once.
+            return await self._outcome(
+                call, prompt_id, socket, progress, resumed=False, reconcile=socket.generation != generation
+            )
 
     async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
         socket = self._require_socket()
         async with self._slots:
             await self._connected(socket)
             _log.info("comfyui_prompt_resumed", prompt_id=upstream_id, job_id=call.job_id)
-            return await self._outcome(call, upstream_id, socket, progress, resumed=True)
+            return await self._outcome(call, upstream_id, socket, progress, resumed=True, reconcile=True)
 
     async def _connected(self, socket: ComfyUISocket) -> None:
         if not await socket.wait_connected(self.cfg.connect_timeout_s):
             raise ProviderUnavailable(f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name})
 
     async def _outcome(
-        self, call: RenderCall, prompt_id: str, socket: ComfyUISocket, progress: ProgressCallback, *, resumed: bool
+        self,
+        call: RenderCall,
+        prompt_id: str,
+        socket: ComfyUISocket,
+        progress: ProgressCallback,
+        *,
+        resumed: bool,
+        reconcile: bool,
     ) -> list[RenderedImage]:
-        """Follow `prompt_id` to its end and download its images; a cancel releases it upstream."""
+        """Follow `prompt_id` to its end and download its images; a cancel releases it upstream.
+
+        `reconcile` starts from what `/history` and `/queue` know (a resumed prompt's frames went to an
+        earlier client; frames sent during a reconnect are gone).
+        """
         total = len(call.graph) if call.graph is not None else 1
         run = _Run(prompt_id=prompt_id, total_nodes=total, output_nodes=call.output_nodes)
-        if resumed:
-            # Start from what ComfyUI already knows; no frames will come for an earlier client's prompt.
+        if reconcile:
             socket.watch(prompt_id).put_nowait(RECONNECTED)
         try:
             if not resumed:

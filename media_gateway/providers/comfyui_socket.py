@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 from typing import Any, Final
 
 import aiohttp
@@ -62,6 +63,8 @@ class ComfyUISocket:
         self._url = url
         self._min, self._max = reconnect_min_s, reconnect_max_s
         self.connected = asyncio.Event()
+        # Counts successful connects: a follower that sees it change knows frames may have been missed.
+        self.generation = 0
         self._queues: dict[str, asyncio.Queue[Frame | Marker]] = {}
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +72,8 @@ class ComfyUISocket:
     def ensure_started(self) -> None:
         """Start the connection loop on first use, so a gateway in mock mode never dials ComfyUI."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="comfyui-socket")
+            # A fresh context: the loop outlives the request that started it, so it must not log its ids.
+            self._task = asyncio.create_task(self._run(), name="comfyui-socket", context=contextvars.Context())
 
     async def close(self) -> None:
         """Stop the loop and drop the connection."""
@@ -123,6 +127,7 @@ class ComfyUISocket:
                 async with self._session.ws_connect(
                     self._url, heartbeat=20.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
                 ) as ws:
+                    self.generation += 1
                     self.connected.set()
                     delay = self._min
                     _log.info("comfyui_socket_connected")

@@ -15,7 +15,8 @@ It reproduces what was measured on a real server:
 Behaviour is chosen by markers in any string input of the graph (e.g. the positive prompt):
 `[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted, `[drop]` closes every socket
 mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
-`refuse_ws_after_drop`. Everything received is recorded for assertions.
+`refuse_ws_after_drop`, `reconnect_during_post` (the socket is down while the prompt runs, and the POST
+answers only once the client has reconnected). Everything received is recorded for assertions.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class FakeComfyUI:
         self.early_frames = False
         self.refuse_ws = False
         self.refuse_ws_after_drop = False
+        self.reconnect_during_post = False
         self.running: _Item | None = None
         self.hanging: str | None = None
         self.ws_connects = 0
@@ -173,6 +175,15 @@ class FakeComfyUI:
             for ws in list(sockets):
                 await ws.close()
 
+    async def _run_while_disconnected(self, item: _Item) -> None:
+        """Every frame of `item` is sent while its client is away; it is back before the POST answers."""
+        self.refuse_ws = True
+        await self.drop_sockets()
+        await item.finished.wait()
+        self.refuse_ws = False
+        connects = self.ws_connects
+        await self.wait_for(lambda: self.ws_connects > connects)
+
     # ---- HTTP
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -202,6 +213,8 @@ class FakeComfyUI:
         await self._notify()
         if self.early_frames:
             await item.finished.wait()
+        if self.reconnect_during_post:
+            await self._run_while_disconnected(item)
         return web.json_response({"prompt_id": item.prompt_id, "number": item.number, "node_errors": {}})
 
     def _validate(self, graph: Any) -> dict[str, Any] | None:

@@ -173,7 +173,7 @@ async def test_jobs_over_the_in_flight_cap_wait_in_the_gateway(fake: FakeComfyUI
         assert polled["status"] == "queued"
         assert len(fake.calls("POST", "/prompt")) == 1
         status, canceled, _ = await client.call("DELETE", f"/api/v1/media/jobs/{second['id']}")
-        assert canceled["status"] == "canceled"
+        assert status == 200 and canceled["status"] == "canceled"
         await client.call("DELETE", f"/api/v1/media/jobs/{first['id']}")
     assert len(fake.calls("POST", "/prompt")) == 1
     _no_global_interrupt(fake)
@@ -195,6 +195,18 @@ async def test_reconnected_socket_reconciles_with_history(gateway: Client, fake:
     await fake.wait_for(lambda: fake.ws_connects >= 2)
     status, again, _ = await gateway.generate(PRODUCT)
     assert status == 200 and again["status"] == "succeeded"
+
+
+async def test_reconnect_while_the_post_is_in_flight_still_finishes(fake: FakeComfyUI, tmp_path: Path) -> None:
+    # Every frame of the prompt, its end included, is lost while the socket is down; no marker reached
+    # a prompt the gateway did not know yet. Without asking /history the job would wait for its deadline.
+    fake.reconnect_during_post = True
+    async with running_gateway(gateway_config(tmp_path, comfyui_url=fake.url, live_timeout=5.0)) as client:
+        status, job, _ = await client.generate(SMOKE)
+        assert status == 200, job
+        assert job["status"] == "succeeded" and len(job["images"]) == 1
+    assert fake.ws_connects >= 2
+    assert fake.calls("GET", f"/history/{fake.prompt_ids[0]}")
 
 
 async def test_identical_resubmission_from_cache_still_gives_the_image(gateway: Client, fake: FakeComfyUI) -> None:
