@@ -29,6 +29,17 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test: bound, never listening.
+
+    Holding it bound means no other process can start listening there between choosing and using it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     """aioresponses (patched for aiohttp 3.14) intercepting every aiohttp request of the test."""
     with patched_aioresponses(monkeypatch) as mocked:

@@ -150,8 +150,8 @@ async def test_live_unknown_model_is_502_upstream_rejected(fake: FakeOllama) -> 
     assert error["details"]["attempts"][0]["outcome"] == "upstream_rejected"
 
 
-async def test_live_ollama_down_is_503(free_port: int) -> None:
-    async with client(make_config(f"http://127.0.0.1:{free_port}")) as app:
+async def test_live_ollama_down_is_503(refused_port: int) -> None:
+    async with client(make_config(f"http://127.0.0.1:{refused_port}")) as app:
         reply = await app.post(GENERATE, json=body(role="brand"))
         ready = await app.get("/readyz")
     assert reply.status == 503 and error_of(reply)["code"] == "provider_unavailable"

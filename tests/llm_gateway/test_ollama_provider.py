@@ -186,8 +186,8 @@ async def test_past_deadline_times_out_without_calling(ollama: OllamaProvider, u
         await ollama.generate(call(), deadline=in_seconds(-1))
 
 
-async def test_connection_refused_is_provider_unavailable(free_port: int) -> None:
-    provider = OllamaProvider("ollama", OllamaSettings(base_url=f"http://127.0.0.1:{free_port}"))
+async def test_connection_refused_is_provider_unavailable(refused_port: int) -> None:
+    provider = OllamaProvider("ollama", OllamaSettings(base_url=f"http://127.0.0.1:{refused_port}"))
     await provider.start()
     try:
         with pytest.raises(ProviderUnavailable) as caught:
