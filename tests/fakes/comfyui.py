@@ -15,7 +15,7 @@ It reproduces what was measured on a real server:
 Behaviour is chosen by markers in any string input of the graph (e.g. the positive prompt):
 `[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted, `[drop]` closes every socket
 mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
-`refuse_ws_after_drop`, `reconnect_during_post` (the socket is down while the prompt runs, and the POST
+`refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs, and the POST
 answers only once the client has reconnected). Everything received is recorded for assertions.
 """
 
@@ -95,6 +95,8 @@ class FakeComfyUI:
         self.refuse_ws = False
         self.refuse_ws_after_drop = False
         self.reconnect_during_post = False
+        # Older ComfyUI sends no `executed` for cached output nodes; their images are only in /history.
+        self.cached_executed = True
         self.running: _Item | None = None
         self.hanging: str | None = None
         self.ws_connects = 0
@@ -364,7 +366,9 @@ class FakeComfyUI:
             if cached is not None:
                 for node_id, output in cached.items():
                     outputs[node_id] = output
-                    await event("executed", {"node": node_id, "display_node": node_id, "output": output}, keep=False)
+                    if self.cached_executed:
+                        await event("executed", {"node": node_id, "display_node": node_id, "output": output},
+                                    keep=False)
             else:
                 for node_id, node in graph.items():
                     if self._interrupt.is_set():

@@ -220,6 +220,17 @@ async def test_identical_resubmission_from_cache_still_gives_the_image(gateway: 
     assert await _png_size(gateway, second["images"][0]["url"]) == (256, 192)
 
 
+async def test_cached_resubmission_without_executed_frames_reads_history(gateway: Client, fake: FakeComfyUI) -> None:
+    # Older ComfyUI releases skip `executed` for cached output nodes: the prompt ends with no image named.
+    body = {**PRODUCT, "seed": 11}
+    _, first, _ = await gateway.generate(body)
+    fake.cached_executed = False
+    status, second, _ = await gateway.generate(body)
+    assert status == 200 and second["status"] == "succeeded", second
+    assert second["images"][0]["sha256"] == first["images"][0]["sha256"]
+    assert fake.calls("GET", f"/history/{fake.prompt_ids[1]}")
+
+
 async def test_events_stream_progress_then_final_status(gateway: Client, fake: FakeComfyUI) -> None:
     _, job, _ = await gateway.generate({**PRODUCT, "prompt": "[hang]", "wait": False})
     await fake.wait_for(lambda: fake.hanging is not None)
