@@ -22,7 +22,7 @@ from starlette.routing import Route
 from service_common.auth import auth_middleware, key_hashes
 from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import MediaMetrics, instrument
+from service_common.metrics import MediaMetrics, instrument, label_request
 from service_common.openapi import openapi_route
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
@@ -75,7 +75,10 @@ async def generate(request: Request) -> Response:
     mode = service.mode_for(request.headers.get("x-generator-mode"))
     # X-Request-Timeout may shorten the job's deadline (queueing included), never lengthen it.
     timeout = effective_timeout(service.timeout_for(mode), requested)
+    label_request(role=body.role, task=body.task)
     job = await service.submit(body, mode=mode, request_id=request_id_of(request), timeout=timeout)
+    # The workflow is the Media Gateway's "model": request series split by it like the LLM Gateway's.
+    label_request(role=body.role, task=body.task, provider=job.provider, model=job.workflow)
     base = _base_url(request)
     if not body.wait:
         return MsgspecResponse(_present(job, base), status_code=202, headers={"location": base + JOBS_PATH + job.id})

@@ -50,6 +50,9 @@ async def test_media_gateway_metrics(services: Services) -> None:
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate", outcome="ok") >= 2
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate",
                   outcome="invalid_request") == 1
+    # Like the LLM Gateway's, the generate series name the role, task, provider and (as model) the workflow.
+    assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate", role="vision",
+                  task="product_shot", provider="mock", model="product_shot_v1", outcome="ok") >= 2
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/jobs/{job_id}", method="DELETE",
                   outcome="conflict") == 1
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/images/{image_id}", outcome="not_found") == 1
