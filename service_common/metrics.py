@@ -2,7 +2,7 @@
 
 The middleware does the per-request work: a clock read, one in-flight inc/dec, and one cached
 counter + histogram child. Handlers add what only they know (role, task, provider, model) with
-`label_request(scope, ...)`; the failed request's stable error code comes from the error handlers.
+`label_request(role=..., task=..., provider=..., model=...)`; the failed request's stable error code comes from the error handlers.
 Series of one service only (tokens, media jobs, flow steps) live in small subclasses.
 """
 
