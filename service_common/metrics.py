@@ -1,8 +1,8 @@
 """Prometheus metrics for the three apps: one registry per app, a pure-ASGI middleware, `GET /metrics`.
 
 The middleware does the per-request work: a clock read, one in-flight inc/dec, and one cached
-counter + histogram child. Handlers add what only they know (role, task, provider, model) with
-`label_request(role=..., task=..., provider=..., model=...)`; the failed request's stable error code comes from the error handlers.
+counter + histogram child. Handlers add what only they know with `label_request(role=..., task=...,
+provider=..., model=...)`; the failed request's stable error code comes from the error handlers.
 Series of one service only (tokens, media jobs, flow steps) live in small subclasses.
 """
 
