@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport
 from orchestrator.config import GatewayClientConfig
 from tests.fakes.aioresponses_compat import patched_aioresponses
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL
+from tests.orchestrator.inprocess import mock_gateway_apps, serve_app
 
 
 class RecordingSleep:
@@ -53,3 +55,16 @@ async def llm(sleep: RecordingSleep) -> AsyncIterator[LLMGatewayClient]:
 async def media(sleep: RecordingSleep) -> AsyncIterator[MediaGatewayClient]:
     async with MediaGatewayClient(Transport("media", client_config(MEDIA_URL), sleep=sleep)) as client:
         yield client
+
+
+@pytest.fixture
+async def real_gateways(tmp_path: Path) -> AsyncIterator[tuple[LLMGatewayClient, MediaGatewayClient]]:
+    """Clients of the real gateway apps in mock mode, served on loopback in this process."""
+    llm_app, media_app = mock_gateway_apps(tmp_path / "media")
+    async with (
+        serve_app(llm_app) as llm_url,
+        serve_app(media_app) as media_url,
+        LLMGatewayClient.from_config(client_config(llm_url)) as llm,
+        MediaGatewayClient.from_config(client_config(media_url)) as media,
+    ):
+        yield llm, media

@@ -3,7 +3,6 @@ recorded gateway answers and against the real gateway apps in mock mode."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from orchestrator.flow import P0ProductDetailFlow
 from shared_contracts.flows import Product
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, llm_answer, media_job, output_of
 from tests.orchestrator.conftest import client_config
-from tests.orchestrator.inprocess import mock_gateway_apps, serve_app
 
 GENERATE = f"{LLM_URL}/api/v1/llm/generate"
 IMAGE = f"{MEDIA_URL}/api/v1/media/image/generate"
@@ -149,19 +147,6 @@ def test_every_output_schema_is_bounded() -> None:
         schema = response_schema(cls.output_type)
         assert schema["type"] == "object" and schema["required"]
         walk(schema)
-
-
-@pytest.fixture
-async def real_gateways(tmp_path: Path) -> AsyncIterator[tuple[LLMGatewayClient, MediaGatewayClient]]:
-    """The real gateway apps in mock mode, served on loopback in this process."""
-    llm_app, media_app = mock_gateway_apps(tmp_path / "media")
-    async with (
-        serve_app(llm_app) as llm_url,
-        serve_app(media_app) as media_url,
-        LLMGatewayClient.from_config(client_config(llm_url)) as llm,
-        MediaGatewayClient.from_config(client_config(media_url)) as media,
-    ):
-        yield llm, media
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -218,14 +218,10 @@ async def silent_gateway() -> AsyncIterator[str]:
 
 async def test_a_gateway_that_does_not_answer_times_out_after_its_timeout_plus_margin(silent_gateway: str) -> None:
     config = client_config(silent_gateway, timeout_s=0.2, timeout_margin_s=0.1)
-    client = LLMGatewayClient(Transport("llm", config))
-    assert client.transport.timeout_s == pytest.approx(0.3)
-    await client.start()
-    try:
+    async with LLMGatewayClient(Transport("llm", config)) as client:
+        assert client.transport.timeout_s == pytest.approx(0.3)
         with pytest.raises(UpstreamTimeout) as caught:
             await generate_brand(client)
-    finally:
-        await client.close()
     assert caught.value.details["timeout_s"] == pytest.approx(0.3)
 
 

@@ -18,8 +18,6 @@ from orchestrator.flow import P0ProductDetailFlow
 from orchestrator.runs import FileRunStore
 from shared_contracts.flows import Product, RunDocument
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, envelope, llm_answer, media_job
-from tests.orchestrator.conftest import client_config
-from tests.orchestrator.inprocess import mock_gateway_apps, serve_app
 
 GENERATE = f"{LLM_URL}/api/v1/llm/generate"
 IMAGE = f"{MEDIA_URL}/api/v1/media/image/generate"
@@ -175,17 +173,14 @@ async def test_progress_is_published_and_the_last_snapshot_is_the_result(
     assert await store.get(doc.run_id) == doc
 
 
-async def test_the_whole_flow_against_the_real_gateways_in_mock_mode(tmp_path: Path) -> None:
-    llm_app, media_app = mock_gateway_apps(tmp_path / "media")
-    async with (
-        serve_app(llm_app) as llm_url,
-        serve_app(media_app) as media_url,
-        LLMGatewayClient.from_config(client_config(llm_url)) as llm,
-        MediaGatewayClient.from_config(client_config(media_url)) as media,
-    ):
-        doc = await flow_of(llm, media).run(product())
-        async with aiohttp.ClientSession() as session, session.get(doc.images[0].url) as resp:
-            png = await resp.read()
+async def test_the_whole_flow_against_the_real_gateways_in_mock_mode(
+    real_gateways: tuple[LLMGatewayClient, MediaGatewayClient]
+) -> None:
+    llm, media = real_gateways
+    media_url = media.transport.base_url
+    doc = await flow_of(llm, media).run(product())
+    async with aiohttp.ClientSession() as session, session.get(doc.images[0].url) as resp:
+        png = await resp.read()
     assert doc.status == "succeeded" and doc.mode == "mock"
     assert list(doc.outputs) == ROLES
     assert all(step.provider == "mock" and step.model for step in doc.steps.values())
