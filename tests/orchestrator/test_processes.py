@@ -28,9 +28,10 @@ async def test_a_child_that_cannot_start_cancels_the_others_and_leaves_no_proces
     group = ServiceGroup(log_dir=tmp_path / "logs", base_env=env, timeout_s=120)
     with pytest.raises(ServiceStartError, match="exits-at-once did not become healthy"):
         async with group:
-            await group.start(
-                [ServiceSpec("exits-at-once", "exits_at_once", config), ServiceSpec("never-healthy", "never_healthy", config)]
-            )
+            await group.start([
+                ServiceSpec("exits-at-once", "exits_at_once", config),
+                ServiceSpec("never-healthy", "never_healthy", config),
+            ])
     # No start is left running that could spawn a child after the group was closed...
     assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
     # ...and every child that did start has been stopped and reaped.
