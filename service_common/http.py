@@ -195,6 +195,9 @@ def decode_payload(raw: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidRequest(f"invalid request: {message}", details={"path": path}) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # msgspec stops at the interpreter's recursion limit: `[[[[...]]]]` is a client error, not a crash.
+        raise InvalidRequest("request body nests too deeply") from exc
 
 
 async def decode_body(request: Request, decoder: msgspec.json.Decoder[T], *, max_bytes: int) -> T:
