@@ -10,6 +10,8 @@ import jsonschema
 import msgspec
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from shared_contracts.errors import InvalidOutput, InvalidRequest
 
@@ -19,6 +21,9 @@ _key_encoder = msgspec.json.Encoder(order="deterministic")
 _decode_any = msgspec.json.Decoder().decode
 # Agents send the same few schemas over and over; past this many distinct ones the cache starts afresh.
 _CACHE_LIMIT = 256
+# No retrieval: without a registry jsonschema would fetch a remote `$ref` with a blocking urlopen (SSRF,
+# and a stalled event loop). The JSON Schema metaschemas still resolve; anything else is Unresolvable.
+_NO_RETRIEVAL: Registry[Any] = Registry()
 
 
 def repair_prompt(error: str) -> str:
@@ -54,12 +59,15 @@ class OutputSchema:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
             cls.check_schema(schema)
+        except RecursionError as exc:
+            raise InvalidRequest("response_schema nests too deeply", details={"path": "$.response_schema"}) from exc
         except SchemaError as exc:
             raise InvalidRequest(
                 f"response_schema is not a valid JSON Schema: {exc.message}",
                 details={"path": "$.response_schema", "schema_path": "/".join(map(str, exc.path))},
             ) from exc
-        self._validator: Validator = cls(schema)
+        _check_refs(schema)
+        self._validator: Validator = cls(schema, registry=_NO_RETRIEVAL)
 
     def parse(self, text: str) -> dict[str, Any]:
         """The answer as a JSON object valid for the schema; InvalidOutput says why not."""
@@ -67,9 +75,20 @@ class OutputSchema:
             doc = _decode_any(_strip_fences(text))
         except msgspec.DecodeError as exc:
             raise InvalidOutput(f"answer is not valid JSON: {exc}", details={"error": str(exc), "path": "$"}) from exc
+        except RecursionError as exc:
+            raise InvalidOutput("answer nests too deeply", details={"error": "too deep", "path": "$"}) from exc
         if not isinstance(doc, dict):
             raise InvalidOutput("answer is not a JSON object", details={"error": "not an object", "path": "$"})
-        error = best_match(self._validator.iter_errors(doc))
+        try:
+            error = best_match(self._validator.iter_errors(doc))
+        except Unresolvable as exc:
+            raise InvalidRequest(
+                f"response_schema has a $ref that does not resolve: {exc}", details={"path": "$.response_schema"}
+            ) from exc
+        except RecursionError as exc:
+            raise InvalidOutput(
+                "answer nests too deeply to check against response_schema", details={"error": "too deep", "path": "$"}
+            ) from exc
         if error is not None:
             path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
             raise InvalidOutput(
@@ -77,6 +96,25 @@ class OutputSchema:
                 details={"error": error.message, "path": path},
             )
         return doc
+
+
+def _check_refs(schema: Mapping[str, Any]) -> None:
+    """Only references inside the schema itself (`#...`) are allowed: the gateway fetches nothing for a client."""
+    # A loop, not recursion: a schema may nest as deep as the JSON decoder allows.
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for key in ("$ref", "$dynamicRef"):
+                ref = node.get(key)
+                if isinstance(ref, str) and not ref.startswith("#"):
+                    raise InvalidRequest(
+                        f"response_schema: {key} {ref[:80]!r} points outside the schema; only '#...' is allowed",
+                        details={"path": "$.response_schema", "ref": ref[:200]},
+                    )
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 class SchemaCache:

@@ -12,11 +12,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared_contracts.errors import InvalidRequest
+
 from .prose import Prose, find_payload_value
 
 __all__ = ["synthesize"]
 
 _MAX_DEPTH = 12
+# One mock document's size bounds: a schema asking for more (`minLength: 1e9`, nested `minItems`) is refused
+# at once instead of being built, since building it would block the event loop.
+_MAX_VALUES = 50_000
+_MAX_CHARS = 1_000_000
+_MAX_STEPS = 10_000
 _DEFAULT_ITEMS = 3
 _FORMATS = {
     "date-time": "2025-01-15T09:30:00Z",
@@ -44,6 +51,19 @@ class _Walker:
         self.root = root
         self.prose = prose
         self.rng = rng
+        self.values = 0
+        self.chars = 0
+
+    def spend(self, *, values: int = 0, chars: int = 0) -> None:
+        """Count what the document holds so far; past the bounds the request is refused."""
+        self.values += values
+        self.chars += chars
+        if self.values > _MAX_VALUES or self.chars > _MAX_CHARS:
+            raise InvalidRequest(
+                "response_schema asks for a larger document than the mock provider writes "
+                f"(at most {_MAX_VALUES} values and {_MAX_CHARS} characters)",
+                details={"path": "$.response_schema"},
+            )
 
     def resolve(self, schema: Any) -> Mapping[str, Any]:
         seen = 0
@@ -74,6 +94,7 @@ class _Walker:
         return node if isinstance(node, Mapping) else {}
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
+        self.spend(values=1)
         schema = self.resolve(schema)
         if "const" in schema:
             return schema["const"]
@@ -156,6 +177,7 @@ class _Walker:
             )
         else:
             text = self.prose.for_field(name, self.rng)
+        self.spend(chars=max(low, len(text)))
         while len(text) < low:
             text += self.prose.padding(self.rng)
         if isinstance(high, int) and len(text) > high:
@@ -191,7 +213,9 @@ class _Walker:
         if isinstance(step, float) and step > 0:
             # Whole multiples of the step keep jsonschema's float check (quotient is an int) happy.
             k = math.ceil(low / step)
-            while k * step <= high:
+            for _ in range(_MAX_STEPS):  # a step far below the range would loop for ever
+                if k * step > high:
+                    break
                 candidate = round(k * step, 10)
                 if low <= candidate <= high and float(candidate / step).is_integer():
                     return candidate
@@ -227,8 +251,17 @@ def _bounds(schema: Mapping[str, Any], *, integer: bool) -> tuple[float, float]:
         high = schema["maximum"]
     if isinstance(schema.get("exclusiveMaximum"), int | float):
         high = min(high, schema["exclusiveMaximum"] - nudge)
+    # The defaults give way to a one-sided bound beyond them (`minimum: 1e30`).
+    if not any(isinstance(schema.get(k), int | float) for k in ("maximum", "exclusiveMaximum")):
+        high = max(high, low)
+    if not any(isinstance(schema.get(k), int | float) for k in ("minimum", "exclusiveMinimum")):
+        low = min(low, high)
     if integer:
         low, high = math.ceil(low), math.floor(high)
+    if low > high:
+        raise InvalidRequest(
+            "response_schema has a number range with no value in it", details={"path": "$.response_schema"}
+        )
     return low, high
 
 

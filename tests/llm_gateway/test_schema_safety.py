@@ -1,0 +1,114 @@
+"""A client's `response_schema` can make the gateway fetch nothing, crash on nothing and block on nothing."""
+
+from __future__ import annotations
+
+import random
+import urllib.request
+from typing import Any
+
+import pytest
+
+from llm_gateway.app import create_app
+from llm_gateway.config import parse_gateway_config
+from llm_gateway.prose import Prose
+from llm_gateway.structured import OutputSchema
+from llm_gateway.synth import synthesize
+from shared_contracts.errors import InvalidRequest
+from tests.fakes.asgi import AsgiClient
+
+GENERATE = "/api/v1/llm/generate"
+BODY = {"role": "brand", "task": "x", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def no_urlopen(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record any attempt to open a URL (jsonschema's remote `$ref` retrieval uses urlopen) instead of making it."""
+    calls: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        raise AssertionError("the gateway tried to fetch a URL named by a client")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    return calls
+
+
+def _object(prop: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": prop}, "required": ["a"]}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        _object({"$ref": "http://127.0.0.1:9/secret"}),
+        _object({"type": "array", "items": {"$ref": "https://example.com/s.json"}}),
+        {"type": "object", "allOf": [{"$dynamicRef": "file:///etc/passwd"}]},
+        {"$ref": "//internal.host/x", "type": "object"},
+    ],
+)
+def test_a_reference_outside_the_schema_is_refused_before_any_fetch(schema: dict[str, Any], no_urlopen: list[Any]) -> None:
+    with pytest.raises(InvalidRequest, match="points outside the schema"):
+        OutputSchema(schema)
+    assert no_urlopen == []
+
+
+def test_an_unresolvable_reference_is_a_400_and_fetches_nothing(no_urlopen: list[Any]) -> None:
+    schema = {"$id": "http://127.0.0.1:9/root.json", **_object({"$ref": "#/$defs/missing"})}
+    checked = OutputSchema(schema)
+    with pytest.raises(InvalidRequest, match="does not resolve"):
+        checked.parse('{"a": 1}')
+    assert no_urlopen == []
+
+
+def test_local_references_still_work(no_urlopen: list[Any]) -> None:
+    schema = {**_object({"$ref": "#/$defs/name"}), "$defs": {"name": {"type": "string", "minLength": 2}}}
+    assert OutputSchema(schema).parse('{"a": "ok"}') == {"a": "ok"}
+    assert no_urlopen == []
+
+
+async def test_remote_reference_over_http_is_the_400_envelope(no_urlopen: list[Any]) -> None:
+    app = create_app(parse_gateway_config({"mode": "mock", "llm_routing": {"default": {"provider": "mock", "model": "m"}}}))
+    async with AsgiClient(app) as client:
+        reply = await client.post(GENERATE, json={**BODY, "response_schema": _object({"$ref": "http://127.0.0.1:9/x"})})
+    assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_request"
+    assert no_urlopen == []
+
+
+def _synth(schema: dict[str, Any]) -> Any:
+    return synthesize(schema, prose=Prose({"name": "Lamp"}, role="brand", task="x"), rng=random.Random(1))
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        {"type": "string", "minLength": 10**9},
+        {"type": "array", "minItems": 10**9},
+        {"type": "array", "minItems": 2000, "items": {"type": "array", "minItems": 2000}},
+    ],
+)
+def test_mock_refuses_a_document_too_large_to_write(prop: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequest, match="larger document"):
+        _synth(_object(prop))
+
+
+def test_mock_refuses_a_huge_object() -> None:
+    with pytest.raises(InvalidRequest, match="larger document"):
+        _synth({"type": "object", "minProperties": 10**9})
+
+
+@pytest.mark.parametrize(
+    ("prop", "check"),
+    [
+        ({"type": "integer", "minimum": 10**30}, lambda v: v >= 10**30),
+        ({"type": "integer", "maximum": -(10**30)}, lambda v: v <= -(10**30)),
+        ({"type": "number", "multipleOf": 1e-9, "minimum": 0.5, "maximum": 1e9}, lambda v: 0.5 <= v <= 1e9),
+    ],
+)
+def test_mock_numbers_beyond_the_usual_range(prop: dict[str, Any], check: Any) -> None:
+    assert check(_synth(_object(prop))["a"])
+
+
+@pytest.mark.parametrize("prop", [{"type": "number", "minimum": 5, "maximum": 1}, {"type": "integer", "minimum": 1.5, "maximum": 1.7}])
+def test_mock_refuses_an_empty_number_range(prop: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequest, match="no value"):
+        _synth(_object(prop))
