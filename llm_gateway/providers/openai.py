@@ -19,7 +19,7 @@ from shared_contracts.errors import UpstreamError, UpstreamRejected
 from ._cloud import CloudProvider, CloudSettings
 from .base import Delta, ProviderCall, ProviderResult
 
-__all__ = ["OpenAIProvider", "OpenAISettings"]
+__all__ = ["OpenAIProvider", "OpenAISettings", "strict_compatible"]
 
 
 class OpenAISettings(CloudSettings, kw_only=True, frozen=True):
@@ -31,7 +31,8 @@ class OpenAISettings(CloudSettings, kw_only=True, frozen=True):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     # `json_object` for compatible servers without JSON Schema support; the gateway still validates.
     structured_output: Literal["json_schema", "json_object"] = "json_schema"
-    strict_schema: bool = True
+    # Strict mode rejects schemas outside its subset with a 400; `auto` asks for it only when the schema fits.
+    strict_schema: bool | Literal["auto"] = "auto"
     # Extra request headers, e.g. `OpenAI-Organization`/`OpenAI-Project` or a proxy's routing header.
     headers: dict[str, str] = {}
 
@@ -75,6 +76,14 @@ class _Chunk(msgspec.Struct):
 _decode_completion = msgspec.json.Decoder(_Completion)
 _decode_chunk = msgspec.json.Decoder(_Chunk)
 _SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+# The JSON Schema keywords OpenAI's strict mode accepts; anything else (default, minLength, allOf…) is a 400.
+_STRICT_KEYWORDS = frozenset({
+    "type", "properties", "required", "additionalProperties", "items", "anyOf", "enum", "const",
+    "$ref", "$defs", "definitions", "title", "description",
+    "pattern", "format", "multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minItems", "maxItems",
+})  # fmt: skip
+_SHAPED = frozenset({"type", "$ref", "anyOf"})
 # OpenAI's finish reasons onto ours; a tool call only happens when a route's extras ask for tools.
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "stop"}
 
@@ -174,10 +183,10 @@ class OpenAIProvider(CloudProvider):
             return {"type": "json_object"}
         # The name must match ^[a-zA-Z0-9_-]{1,64}$; a schema's title is the natural one.
         name = _SCHEMA_NAME.sub("_", str(schema.get("title") or "response"))[:64]
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": name, "schema": schema, "strict": self.settings.strict_schema},
-        }
+        strict = self.settings.strict_schema
+        if strict == "auto":
+            strict = strict_compatible(schema)
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}
 
     def _chunk(self, data: str) -> _Chunk:
         try:
@@ -194,3 +203,39 @@ class OpenAIProvider(CloudProvider):
             f"{self.name}: the model refused the request",
             details={"provider": self.name, "reason": "refusal", "refusal": refusal[:300]},
         )
+
+
+def strict_compatible(schema: Mapping[str, Any]) -> bool:
+    """Whether OpenAI's strict structured output accepts `schema` as it is.
+
+    The root must be an object; every object needs `additionalProperties: false` and all its
+    properties in `required`; only the supported keywords may appear and `$ref`s stay local.
+    `{"type": "object", "properties": {"a": {"type": "string"}}}` → False (no additionalProperties).
+    """
+    return schema.get("type") == "object" and _strict_node(schema)
+
+
+def _strict_node(node: Any) -> bool:
+    # Strict mode wants every subschema typed: `{}` or a bare `enum` is refused, so they count as unfit.
+    if not isinstance(node, Mapping) or not _STRICT_KEYWORDS.issuperset(node) or _SHAPED.isdisjoint(node):
+        return False
+    ref = node.get("$ref")
+    if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
+        return False
+    kind = node.get("type")
+    properties = node.get("properties", {})
+    if "properties" in node or kind == "object" or (isinstance(kind, list) and "object" in kind):
+        required = node.get("required", [])
+        if node.get("additionalProperties") is not False or not isinstance(properties, Mapping):
+            return False
+        if not isinstance(required, list) or sorted(map(str, required)) != sorted(properties):
+            return False
+    children: list[Any] = list(properties.values())
+    any_of = node.get("anyOf", [])
+    children += any_of if isinstance(any_of, list) else [None]
+    if "items" in node:
+        children.append(node["items"])
+    for key in ("$defs", "definitions"):
+        defs = node.get(key, {})
+        children += defs.values() if isinstance(defs, Mapping) else [None]
+    return all(_strict_node(child) for child in children)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aioresponses import aioresponses
 
@@ -21,7 +22,7 @@ from shared_contracts.errors import (
     UpstreamUnauthorized,
 )
 
-from ._support import KEY, SCHEMA, fixture, in_seconds, make_call, sent
+from ._support import KEY, SCHEMA, fixture, in_seconds, make_call, sent, sent_bodies
 
 BASE = "https://api.openai.com"
 URL = f"{BASE}/v1/chat/completions"
@@ -79,6 +80,62 @@ async def test_structured_output_uses_a_strict_json_schema(openai: OpenAIProvide
         "json_schema": {"name": "Copy", "schema": SCHEMA, "strict": True},
     }
     assert result.text.startswith('{"headline":"Boil faster')
+
+
+class Section(msgspec.Struct):
+    title: str
+    bullets: list[str] = []
+
+
+class Page(msgspec.Struct):
+    """What an agent sends: msgspec's schema, optional fields and no `additionalProperties`."""
+
+    headline: str
+    sections: list[Section]
+    note: str | None = None
+
+
+def _agent_schema() -> dict[str, Any]:
+    raw = msgspec.json.schema(Page)
+    defs = dict(raw["$defs"])
+    return {**defs.pop("Page"), "$defs": defs}
+
+
+async def test_schema_outside_strict_mode_is_sent_non_strict(openai: OpenAIProvider, upstream: aioresponses) -> None:
+    upstream.post(URL, body=fixture("openai", "chat_completion_structured.json"))
+    schema = _agent_schema()
+    await openai.generate(make_call(response_schema=schema), deadline=in_seconds(5))
+    body, _ = sent(upstream, "POST", URL)
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Page", "schema": schema, "strict": False},
+    }
+
+
+@pytest.mark.parametrize(("setting", "strict"), [(True, True), (False, False)])
+async def test_strict_schema_setting_overrides_the_check(upstream: aioresponses, setting: bool, strict: bool) -> None:
+    provider = OpenAIProvider("openai", OpenAISettings(api_key=KEY, strict_schema=setting))
+    await provider.start()
+    try:
+        for schema in (SCHEMA, _agent_schema()):
+            upstream.post(URL, body=fixture("openai", "chat_completion_structured.json"))
+            await provider.generate(make_call(response_schema=schema), deadline=in_seconds(5))
+    finally:
+        await provider.close()
+    bodies = sent_bodies(upstream, "POST", URL)
+    assert [b["response_format"]["json_schema"]["strict"] for b in bodies] == [strict, strict]
+
+
+async def test_forced_strict_on_an_unfit_schema_is_the_upstreams_rejection(upstream: aioresponses) -> None:
+    provider = OpenAIProvider("openai", OpenAISettings(api_key=KEY, strict_schema=True))
+    await provider.start()
+    upstream.post(URL, status=400, body=fixture("openai", "error_400_invalid_schema.json"))
+    try:
+        with pytest.raises(UpstreamRejected) as caught:
+            await provider.generate(make_call(response_schema=_agent_schema()), deadline=in_seconds(5))
+    finally:
+        await provider.close()
+    assert caught.value.details["status"] == 400
 
 
 async def test_compatible_server_without_key_or_json_schema(upstream: aioresponses) -> None:
