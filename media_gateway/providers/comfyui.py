@@ -218,7 +218,11 @@ class ComfyUIProvider(MediaProvider):
         )
         ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         self._socket = ComfyUISocket(
-            self._session, ws_url, reconnect_min_s=self.cfg.reconnect_min_s, reconnect_max_s=self.cfg.reconnect_max_s
+            self._session,
+            ws_url,
+            reconnect_min_s=self.cfg.reconnect_min_s,
+            reconnect_max_s=self.cfg.reconnect_max_s,
+            handshake_timeout_s=self.cfg.connect_timeout_s,
         )
 
     async def close(self) -> None:

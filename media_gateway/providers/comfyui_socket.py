@@ -58,10 +58,12 @@ class ComfyUISocket:
         *,
         reconnect_min_s: float,
         reconnect_max_s: float,
+        handshake_timeout_s: float = 10.0,
     ) -> None:
         self._session = session
         self._url = url
         self._min, self._max = reconnect_min_s, reconnect_max_s
+        self._handshake = handshake_timeout_s
         self.connected = asyncio.Event()
         # Counts successful connects: a follower that sees it change knows frames may have been missed.
         self.generation = 0
@@ -112,7 +114,7 @@ class ComfyUISocket:
     def _dispatch(self, text: str) -> None:
         try:
             frame = _decode_frame.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             _log.warning("comfyui_bad_frame", size=len(text))
             return
         prompt_id = frame.data.get("prompt_id")
@@ -124,9 +126,13 @@ class ComfyUISocket:
         delay = self._min
         while True:
             try:
-                async with self._session.ws_connect(
-                    self._url, heartbeat=20.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
-                ) as ws:
+                # The session has no total timeout (the socket lives for hours), so a server that accepts the
+                # connection and never answers the upgrade would hold this loop for ever without this bound.
+                async with asyncio.timeout(self._handshake):
+                    ws = await self._session.ws_connect(
+                        self._url, heartbeat=20.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+                    )
+                async with ws:
                     self.generation += 1
                     self.connected.set()
                     delay = self._min

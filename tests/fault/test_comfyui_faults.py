@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from media_gateway.providers.comfyui_socket import ComfyUISocket
 from tests.fakes.comfyui import FakeComfyUI
 from tests.media_gateway.conftest import PRODUCT, SMOKE, Client, gateway_config, running_gateway
 
@@ -82,20 +85,32 @@ async def test_comfyui_refusing_connections_is_503_provider_unavailable(tmp_path
         await _still_answers(client, mode="mock")
 
 
+class _Stall:
+    """A wedged ComfyUI: accepts connections and reads, never answers. Counts the connections."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.accepted = 0
+        self.changed = asyncio.Condition()
+
+
 @contextlib.asynccontextmanager
-async def _stalling_server() -> AsyncIterator[str]:
-    """Accepts connections and reads, never answers: a wedged ComfyUI."""
+async def _stalling_server() -> AsyncIterator[_Stall]:
     held: list[asyncio.StreamWriter] = []
+    stall = _Stall("")
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
+        async with stall.changed:
+            stall.accepted += 1
+            stall.changed.notify_all()
         with contextlib.suppress(ConnectionError):
             await reader.read(-1)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    stall.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield stall
     finally:
         for writer in held:
             writer.close()
@@ -104,9 +119,24 @@ async def _stalling_server() -> AsyncIterator[str]:
 
 
 async def test_comfyui_that_accepts_and_stalls_is_504_within_the_deadline(tmp_path: Path) -> None:
-    async with _stalling_server() as url:
-        config = gateway_config(tmp_path / "s", comfyui_url=url, live_timeout=1.0)
+    async with _stalling_server() as stall:
+        config = gateway_config(tmp_path / "s", comfyui_url=stall.url, live_timeout=1.0)
         async with running_gateway(config) as client:
             status, payload = await _generate(client, PRODUCT, deadline=1.0)
             assert status == 504 and payload["error"]["code"] == "upstream_timeout"
             await _still_answers(client, mode="mock")
+
+
+async def test_a_stalled_websocket_handshake_is_given_up_and_retried() -> None:
+    # Without a bound on the upgrade, one wedged handshake would hold the socket loop for good, and the
+    # gateway would never reconnect after ComfyUI recovers.
+    async with _stalling_server() as stall, aiohttp.ClientSession() as session:
+        socket = ComfyUISocket(session, stall.url.replace("http", "ws", 1) + "/ws?clientId=t",
+                               reconnect_min_s=0.01, reconnect_max_s=0.05, handshake_timeout_s=0.2)
+        socket.ensure_started()
+        try:
+            async with asyncio.timeout(HARNESS_MARGIN), stall.changed:
+                await stall.changed.wait_for(lambda: stall.accepted >= 3)
+        finally:
+            await socket.close()
+        assert not socket.connected.is_set()
