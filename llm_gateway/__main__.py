@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"llm-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(level=config.log_level or args.log_level, service="llm_gateway")
+    configure_logging(level=config.log_level or args.log_level, service="llm-gateway")
     serve(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
