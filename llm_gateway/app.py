@@ -25,12 +25,13 @@ from service_common.http import RequestIdMiddleware, decode_body, error_handlers
 from service_common.metrics import LLMMetrics, instrument
 from service_common.openapi import openapi_route
 from service_common.sse import sse_event, sse_response
-from shared_contracts.errors import ErrorEnvelope, GatewayError, InvalidRequest, NotReady
+from shared_contracts.errors import ErrorEnvelope, GatewayError, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
 
 from .config import GatewayConfig, with_mode_from_env
 from .gateway import Gateway
 from .guards import Readiness, build_guards
+from .modes import MODE_HEADER, requested_mode
 from .openai_compat import openai_routes
 from .openapi import llm_openapi
 from .registry import build_providers
@@ -39,7 +40,6 @@ from .routing import Router
 
 __all__ = ["MODE_HEADER", "create_app", "build_gateway"]
 
-MODE_HEADER = "x-generator-mode"
 _decode_request = msgspec.json.Decoder(GenerateRequest)
 _encode = msgspec.json.Encoder().encode
 _JSON = "application/json"
@@ -80,17 +80,6 @@ class _Endpoints:
         self.max_body = config.max_body_bytes
         self.health_timeout = config.health_timeout
         self.log = structlog.get_logger(component="llm_gateway")
-
-    def _mode(self, request: Request) -> Mode | None:
-        if not self.gateway.allow_mode_header:
-            return None
-        value = request.headers.get(MODE_HEADER)
-        if value is None:
-            return None
-        value = value.strip().lower()
-        if value == "mock" or value == "live":
-            return value  # type: ignore[return-value]
-        raise InvalidRequest(f"{MODE_HEADER} must be 'mock' or 'live'", details={"header": MODE_HEADER})
 
     def _log(
         self,
@@ -136,7 +125,7 @@ class _Endpoints:
         try:
             timeout = request_timeout(request.headers)
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
-            mode = self._mode(request)
+            mode = requested_mode(request.headers, allowed=self.gateway.allow_mode_header)
             if stream:
                 # Route and schema errors raise here, so before the stream starts they get their own status.
                 pieces = self.gateway.stream(body, mode=mode, timeout=timeout)

@@ -28,6 +28,7 @@ from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RouteInfo, StreamDelta
 
 from .gateway import Gateway
+from .modes import requested_mode
 
 __all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes"]
 
@@ -233,16 +234,20 @@ class _ChatEndpoints:
         try:
             timeout = request_timeout(request.headers)
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
+            # Before the model is resolved, as on the native endpoint: a bad header is a 400 even for an unknown model.
+            mode = requested_mode(request.headers, allowed=self.gateway.allow_mode_header)
             native = self._generate_request(body)
             if body.stream:
                 include_usage = body.stream_options is not None and body.stream_options.include_usage
-                pieces = self.gateway.stream(native, timeout=timeout)
+                pieces = self.gateway.stream(native, mode=mode, timeout=timeout)
                 return sse_response(self._chunks(pieces, body.model, include_usage, native, started))
-            response = await self.gateway.generate(native, timeout=timeout)
+            response = await self.gateway.generate(native, mode=mode, timeout=timeout)
         except GatewayError as err:
             self._log(native, started, err.code, stream=False)
             raise
-        self._log(native, started, "ok", stream=False, provider=response.provider, model=response.model)
+        self._log(
+            native, started, "ok", stream=False, mode=response.mode, provider=response.provider, model=response.model
+        )
         completion = {
             "id": f"chatcmpl-{response.id}",
             "object": "chat.completion",
@@ -292,7 +297,7 @@ class _ChatEndpoints:
                 yield chunk({}, item.finish_reason)
                 if include_usage:
                     yield b"data: " + _encode({**head, "choices": [], "usage": _usage(item)}) + b"\n\n"
-                self._log(native, started, "ok", stream=True, provider=item.provider, model=item.model)
+                self._log(native, started, "ok", stream=True, mode=item.mode, provider=item.provider, model=item.model)
             yield b"data: [DONE]\n\n"
         except GatewayError as err:
             # Headers are sent: the error travels as a data frame, which OpenAI SDKs raise as APIError.

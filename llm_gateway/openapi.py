@@ -38,7 +38,7 @@ def _operations() -> list[Operation]:
         Operation("GET", "/api/v1/llm/routes", "The resolved routing table", response=RoutingTable, tags=("llm",)),
         Operation("POST", "/v1/chat/completions", "OpenAI-compatible chat completion (JSON or SSE with stream: true)",
                   request=ChatCompletionRequest, response_schema=_OBJECT, errors=_GENERATE_ERRORS,
-                  headers=(REQUEST_TIMEOUT,), tags=("openai",)),
+                  headers=(REQUEST_TIMEOUT, _MODE), tags=("openai",)),
         Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
                   tags=("openai",)),
         Operation("GET", "/healthz", "The process is up",
