@@ -75,8 +75,8 @@ async def test_a_prompt_that_never_finishes_hits_the_deadline_and_is_interrupted
         await _still_answers(client)
 
 
-async def test_comfyui_refusing_connections_is_503_provider_unavailable(tmp_path: Path, free_port: int) -> None:
-    config = gateway_config(tmp_path / "s", comfyui_url=f"http://127.0.0.1:{free_port}", connect_timeout_s=0.5)
+async def test_comfyui_refusing_connections_is_503_provider_unavailable(tmp_path: Path, refused_port: int) -> None:
+    config = gateway_config(tmp_path / "s", comfyui_url=f"http://127.0.0.1:{refused_port}", connect_timeout_s=0.5)
     async with running_gateway(config) as client:
         status, payload = await _generate(client, PRODUCT)
         assert status == 503 and payload["error"]["code"] == "provider_unavailable"
