@@ -13,7 +13,7 @@ import pytest
 
 from llm_gateway.app import create_app
 from llm_gateway.config import load_gateway_config
-from tests.orchestrator.inprocess import serve_app
+from tests.fakes.serving import serve_app
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "llm_gateway.yaml"
 MESSAGES: list[Any] = [

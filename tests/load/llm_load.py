@@ -23,7 +23,7 @@ from llm_gateway.app import create_app
 from llm_gateway.config import parse_gateway_config
 from tests.fakes.ollama import FakeOllama, Fault
 from tests.fakes.openai_compat import FakeOpenAI
-from tests.orchestrator.inprocess import serve_app
+from tests.fakes.serving import serve_app
 
 from ._driver import LoadReport, drive, load_main
 
