@@ -2,12 +2,14 @@
 
 A call goes: breaker allows? (else `provider_unavailable` with `details.reason = "circuit_open"`, so
 the route goes straight to its fallbacks) -> a limiter slot (else 429 `overloaded`) -> the provider.
-Connection failures, timeouts, 5xx and broken bodies count against the breaker; any answer from the
-upstream (even a 4xx or an invalid document) shows it is up; a 429 or a cancelled call counts neither way.
+Connection failures, timeouts (a call still running at the caller's deadline too), 5xx and broken bodies
+count against the breaker; any answer from the upstream (even a 4xx or an invalid document) shows it is
+up; a 429 or a call cancelled before its deadline counts neither way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 CIRCUIT_OPEN = "circuit_open"
+# asyncio may run a timer this much before its time; a cancel that close to the deadline is the deadline.
+_DEADLINE_SLACK_S = 0.001
 
 
 class GuardSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -113,7 +117,12 @@ class ProviderGuard:
                 raise
             except BaseException:
                 if breaker is not None:
-                    breaker.release()
+                    # Cancelled at the deadline: the upstream stalled, the failure that matters most. Any
+                    # other cancel (the client went away) tells nothing about the upstream.
+                    if asyncio.get_running_loop().time() >= deadline - _DEADLINE_SLACK_S:
+                        breaker.record_failure()
+                    else:
+                        breaker.release()
                 raise
             if breaker is not None:
                 breaker.record_success()

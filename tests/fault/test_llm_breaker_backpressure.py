@@ -46,6 +46,26 @@ async def _breaker_state(client: AsgiClient, name: str = "up") -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_an_upstream_that_stalls_past_the_deadline_opens_the_breaker(kind: Kind) -> None:
+    # The dependency that hangs is the one that matters: each stalled call runs into the caller's
+    # deadline, and after the threshold the route stops waiting on it and answers from the fallback.
+    async with (
+        upstream(kind) as up,
+        upstream(kind) as backup,
+        gateway(_breaker_config(up, backup), clock=ManualClock()) as client,
+    ):
+        up.set_fault(Fault(delay=60))
+        for _ in range(2):
+            reply = await post(client, timeout=0.3)
+            assert reply.status == 504 and error_of(reply)["code"] == "upstream_timeout"
+        assert await _breaker_state(client) == "open"
+        reply = await post(client, timeout=5)
+        assert reply.status == 200 and reply.json()["provider"] == "backup"
+        assert outcomes(reply.json()["attempts"]) == ["circuit_open", "ok"]
+        assert up.calls == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_open_breaker_skips_straight_to_the_fallback_then_half_opens(kind: Kind) -> None:
     clock = ManualClock()
     async with (
