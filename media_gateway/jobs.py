@@ -129,6 +129,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _final(
+    job: Job,
+    status: JobStatus,
+    images: list[ImageInfo],
+    error: GatewayError | None,
+    request_id: str | None,
+    *,
+    latency_s: float,
+) -> Job:
+    """The job's last snapshot: its outcome, images or error, and timing."""
+    finished = _now()
+    return msgspec.structs.replace(
+        job,
+        status=status,
+        progress=1.0 if status == "succeeded" else job.progress,
+        images=images,
+        error=error.to_body(request_id) if error is not None else None,
+        started_at=job.started_at or (finished if status == "succeeded" else None),
+        finished_at=finished,
+        latency_ms=round(latency_s * 1000, 1),
+    )
+
+
 class JobRunner:
     """Runs each job's work as a task under its deadline, and lets requests wait, follow or cancel it."""
 
@@ -307,18 +330,7 @@ class JobRunner:
                 _log.error("job_crashed", job_id=local.job.id, exc_info=exc)
                 error = GatewayError("internal error while rendering", details={"job_id": local.job.id})
         finally:
-            job = local.job
-            finished = _now()
-            final = msgspec.structs.replace(
-                job,
-                status=status,
-                progress=1.0 if status == "succeeded" else job.progress,
-                images=images,
-                error=error.to_body(request_id) if error is not None else None,
-                started_at=job.started_at or (finished if status == "succeeded" else None),
-                finished_at=finished,
-                latency_ms=round((loop.time() - begun) * 1000, 1),
-            )
+            final = _final(local.job, status, images, error, request_id, latency_s=loop.time() - begun)
             self._publish(local, final)
             # The task copied the submitting request's context, so this line carries its request and trace ids.
             _log.info("job_finished", job_id=final.id, status=final.status, provider=final.provider,

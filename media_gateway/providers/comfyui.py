@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -34,6 +33,7 @@ from shared_contracts.errors import (
 
 from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
 from .comfyui_socket import DISCONNECTED, RECONNECTED, ComfyUISocket, Frame, Marker
+from .comfyui_wire import HistoryEntry, ImageRef, PromptRun, decode_accepted, decode_history, decode_queue, rejection
 
 __all__ = ["ComfyUIProvider", "ComfyUISettings"]
 
@@ -59,141 +59,6 @@ class ComfyUISettings(ProviderSettings, frozen=True):
     reconnect_max_s: Positive = 10.0
     # Budget for deleting/interrupting a prompt after a cancel or timeout.
     cancel_timeout_s: Positive = 5.0
-
-
-class _Accepted(msgspec.Struct):
-    prompt_id: str
-
-
-class _InputError(msgspec.Struct):
-    type: str = ""
-    message: str = ""
-    details: Any = ""
-    extra_info: dict[str, Any] = {}
-
-
-class _NodeError(msgspec.Struct):
-    errors: list[_InputError] = []
-    class_type: str | None = None
-
-
-class _Rejected(msgspec.Struct):
-    error: dict[str, Any] | str | None = None
-    # ComfyUI sends `[]` instead of `{}` on some paths (e.g. no prompt).
-    node_errors: dict[str, _NodeError] | list[Any] = {}
-
-
-class _ImageRef(msgspec.Struct, frozen=True):
-    filename: str
-    subfolder: str = ""
-    type: str = "output"
-
-
-class _HistoryStatus(msgspec.Struct):
-    status_str: str = "success"
-    completed: bool = True
-    messages: list[Any] = []
-
-
-class _HistoryEntry(msgspec.Struct):
-    outputs: dict[str, dict[str, Any]] = {}
-    status: _HistoryStatus = msgspec.field(default_factory=_HistoryStatus)
-
-
-_decode_accepted = msgspec.json.Decoder(_Accepted)
-_decode_rejected = msgspec.json.Decoder(_Rejected)
-_decode_history = msgspec.json.Decoder(dict[str, _HistoryEntry])
-_decode_queue = msgspec.json.Decoder(dict[str, list[list[Any]]])
-
-
-@dataclass(slots=True)
-class _Run:
-    """What the frames of one prompt have told us so far."""
-
-    prompt_id: str
-    total_nodes: int
-    output_nodes: tuple[str, ...]
-    done_nodes: int = 0
-    images: list[_ImageRef] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-    interrupted: bool = False
-
-    def add_outputs(self, node: str, output: Mapping[str, Any]) -> None:
-        if self.output_nodes and node not in self.output_nodes:
-            return
-        for raw in output.get("images") or []:
-            ref = msgspec.convert(raw, _ImageRef)
-            # `temp` images come from PreviewImage nodes: previews, not results.
-            if ref.type == "output" and ref not in self.images:
-                self.images.append(ref)
-
-    def fraction(self, within: float = 0.0) -> float:
-        return min(0.99, (self.done_nodes + within) / max(1, self.total_nodes))
-
-    def apply(self, frame: Frame, progress: ProgressCallback) -> bool:
-        """Fold one frame in; True when the prompt has ended (`executing` with node null)."""
-        data = frame.data
-        match frame.type:
-            case "execution_start":
-                progress("running", 0.0)
-            case "execution_cached":
-                self.done_nodes += len(data.get("nodes") or [])
-                progress("running", self.fraction())
-            case "executing":
-                if data.get("node") is None:
-                    return True
-                progress("running", self.fraction())
-            case "progress":
-                value, top = data.get("value", 0), data.get("max", 0)
-                within = value / top if isinstance(value, int | float) and isinstance(top, int | float) and top else 0.0
-                progress("running", self.fraction(within))
-            case "executed":
-                self.done_nodes += 1
-                self.add_outputs(str(data.get("node")), data.get("output") or {})
-            case "execution_error":
-                self.error = data
-            case "execution_interrupted":
-                self.interrupted = True
-        return False
-
-    def from_history(self, entry: _HistoryEntry) -> None:
-        for node, output in entry.outputs.items():
-            self.add_outputs(node, output)
-        for message in entry.status.messages:
-            if isinstance(message, list) and len(message) == 2:
-                if message[0] == "execution_error" and isinstance(message[1], dict):
-                    self.error = message[1]
-                elif message[0] == "execution_interrupted":
-                    self.interrupted = True
-        if entry.status.status_str == "error" and self.error is None and not self.interrupted:
-            self.error = {"exception_message": "ComfyUI reported an error without details"}
-
-
-def _rejection(raw: bytes) -> InvalidWorkflow:
-    """`400` from `POST /prompt` as an error naming the node and input; the detail is in `node_errors`."""
-    try:
-        body = _decode_rejected.decode(raw)
-    except msgspec.DecodeError:
-        return InvalidWorkflow("ComfyUI rejected the workflow", details={"body": raw[:300].decode("utf-8", "replace")})
-    nodes = body.node_errors if isinstance(body.node_errors, dict) else {}
-    for node_id, info in nodes.items():
-        first = info.errors[0] if info.errors else _InputError()
-        input_name = first.extra_info.get("input_name") or first.details or None
-        message = f"node {node_id} ({info.class_type}) input {input_name!r}: {first.message or 'invalid'}"
-        return InvalidWorkflow(
-            f"ComfyUI rejected the workflow: {message}",
-            details={
-                "node": node_id,
-                "class_type": info.class_type,
-                "input": input_name,
-                "errors": msgspec.to_builtins(info.errors),
-            },
-        )
-    error = body.error if isinstance(body.error, dict) else {"message": str(body.error)}
-    return InvalidWorkflow(
-        f"ComfyUI rejected the workflow: {error.get('message', 'invalid prompt')}",
-        details={"type": error.get("type"), "detail": error.get("details")},
-    )
 
 
 class ComfyUIProvider(MediaProvider):
@@ -285,7 +150,7 @@ class ComfyUIProvider(MediaProvider):
         earlier client; frames sent during a reconnect are gone).
         """
         total = len(call.graph) if call.graph is not None else 1
-        run = _Run(prompt_id=prompt_id, total_nodes=total, output_nodes=call.output_nodes)
+        run = PromptRun(prompt_id=prompt_id, total_nodes=total, output_nodes=call.output_nodes)
         if reconcile:
             socket.watch(prompt_id).put_nowait(RECONNECTED)
         try:
@@ -333,17 +198,17 @@ class ComfyUIProvider(MediaProvider):
         status, _, raw = await self._http("POST", "/prompt", body=payload)
         if status == 200:
             try:
-                return _decode_accepted.decode(raw).prompt_id
+                return decode_accepted.decode(raw).prompt_id
             except msgspec.DecodeError as exc:
                 raise UpstreamError("ComfyUI accepted the prompt with an unreadable answer") from exc
         if status == 400:
-            raise _rejection(raw)
+            raise rejection(raw)
         raise UpstreamError(
             f"ComfyUI answered {status} to POST /prompt",
             details={"status": status, "body": raw[:300].decode("utf-8", "replace")},
         )
 
-    async def _follow(self, run: _Run, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:
+    async def _follow(self, run: PromptRun, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:
         queue = socket.watch(run.prompt_id)
         while True:
             item: Frame | Marker | None
@@ -366,7 +231,7 @@ class ComfyUIProvider(MediaProvider):
             if await self._reconcile(run, progress):
                 return
 
-    async def _reconcile(self, run: _Run, progress: ProgressCallback) -> bool:
+    async def _reconcile(self, run: PromptRun, progress: ProgressCallback) -> bool:
         """True when `/history` shows the prompt finished (and `run` now holds its outcome)."""
         entry = await self._history(run.prompt_id)
         if entry is None:
@@ -383,12 +248,12 @@ class ComfyUIProvider(MediaProvider):
         run.from_history(entry)
         return True
 
-    async def _history(self, prompt_id: str) -> _HistoryEntry | None:
+    async def _history(self, prompt_id: str) -> HistoryEntry | None:
         status, _, raw = await self._http("GET", f"/history/{prompt_id}")
         if status != 200:
             raise UpstreamError(f"ComfyUI answered {status} to GET /history", details={"status": status})
         try:
-            return _decode_history.decode(raw).get(prompt_id)
+            return decode_history.decode(raw).get(prompt_id)
         except msgspec.DecodeError as exc:
             raise UpstreamError("ComfyUI sent unreadable history") from exc
 
@@ -397,7 +262,7 @@ class ComfyUIProvider(MediaProvider):
         if status != 200:
             raise UpstreamError(f"ComfyUI answered {status} to GET /queue", details={"status": status})
         try:
-            queue = _decode_queue.decode(raw)
+            queue = decode_queue.decode(raw)
         except msgspec.DecodeError as exc:
             raise UpstreamError("ComfyUI sent an unreadable queue") from exc
         # Queue items are [number, prompt_id, prompt, extra_data, outputs_to_execute, ...].
@@ -420,7 +285,7 @@ class ComfyUIProvider(MediaProvider):
         except (GatewayError, TimeoutError) as exc:
             _log.warning("comfyui_release_failed", prompt_id=prompt_id, error=type(exc).__name__)
 
-    async def _download(self, ref: _ImageRef) -> RenderedImage:
+    async def _download(self, ref: ImageRef) -> RenderedImage:
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         status, ctype, raw = await self._http("GET", "/view", params=params)
         if status != 200 or not raw:

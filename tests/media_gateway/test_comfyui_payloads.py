@@ -11,14 +11,8 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from media_gateway.providers.comfyui import (
-    ComfyUIProvider,
-    ComfyUISettings,
-    _decode_history,
-    _ImageRef,
-    _rejection,
-    _Run,
-)
+from media_gateway.providers.comfyui import ComfyUIProvider, ComfyUISettings
+from media_gateway.providers.comfyui_wire import ImageRef, PromptRun, decode_history, rejection
 from shared_contracts.errors import NotReady, UpstreamError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui"
@@ -28,15 +22,15 @@ def _fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def _history(name: str) -> _Run:
-    run = _Run(prompt_id="p", total_nodes=7, output_nodes=())
-    [entry] = _decode_history.decode(_fixture(name)).values()
+def _history(name: str) -> PromptRun:
+    run = PromptRun(prompt_id="p", total_nodes=7, output_nodes=())
+    [entry] = decode_history.decode(_fixture(name)).values()
     run.from_history(entry)
     return run
 
 
 def test_rejection_names_node_and_input_from_node_errors() -> None:
-    err = _rejection(_fixture("prompt_400_value_not_in_list.json"))
+    err = rejection(_fixture("prompt_400_value_not_in_list.json"))
     assert err.code == "invalid_workflow"
     assert (err.details["node"], err.details["input"], err.details["class_type"]) == (
         "4", "ckpt_name", "CheckpointLoaderSimple"
@@ -49,12 +43,12 @@ def test_rejection_names_node_and_input_from_node_errors() -> None:
     [("prompt_400_unknown_node.json", "FancySampler does not exist"), ("prompt_400_no_prompt.json", "No prompt")],
 )
 def test_rejection_without_node_errors_uses_the_top_error(name: str, text: str) -> None:
-    err = _rejection(_fixture(name))
+    err = rejection(_fixture(name))
     assert err.code == "invalid_workflow" and text in err.message
 
 
 def test_rejection_of_a_non_json_body_still_is_invalid_workflow() -> None:
-    assert _rejection(b"<html>bad gateway</html>").code == "invalid_workflow"
+    assert rejection(b"<html>bad gateway</html>").code == "invalid_workflow"
 
 
 def test_history_success_keeps_saved_outputs_and_skips_previews() -> None:
@@ -114,7 +108,7 @@ async def test_view_404_with_empty_body_is_an_upstream_error() -> None:
 
     async with _provider_against([web.get("/view", missing)]) as provider:
         with pytest.raises(UpstreamError):
-            await provider._download(_ImageRef(filename="x.png"))
+            await provider._download(ImageRef(filename="x.png"))
 
 
 async def test_unreachable_comfyui_makes_health_not_ready() -> None:
