@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import structlog
 
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from orchestrator.flow import P0ProductDetailFlow
 from orchestrator.processes import ServiceGroup, gateway_specs
 from orchestrator.runs import new_run_id
+from service_common.logging import bound_log_context
 from service_common.tracing import parse_traceparent
 from shared_contracts.flows import Product, RunDocument
 
@@ -65,7 +65,7 @@ async def run_flow(product: Product, config: OrchestratorConfig) -> RunDocument:
     """
     run_id = new_run_id()
     trace = parse_traceparent(None)
-    with structlog.contextvars.bound_contextvars(
+    with bound_log_context(
         request_id=run_id, trace_id=trace.trace_id, span_id=trace.span_id, trace_flags=trace.flags
     ):
         async with (

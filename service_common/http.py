@@ -21,6 +21,7 @@ from shared_contracts.errors import (
 )
 
 from .ids import new_id
+from .logging import bind_log_context, reset_log_context
 from .tracing import parse_traceparent
 
 __all__ = [
@@ -93,9 +94,7 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        # bind + reset by token restores exactly what was bound before, like bound_contextvars(), without
-        # its scan of every context variable on the way in and its unbind/re-bind on the way out.
-        tokens = structlog.contextvars.bind_contextvars(
+        token = bind_log_context(
             request_id=request_id,
             trace_id=trace.trace_id,
             span_id=trace.span_id,
@@ -105,7 +104,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.reset_contextvars(**tokens)
+            reset_log_context(token)
 
 
 def request_id_of(request: Request) -> str | None:

@@ -1,9 +1,9 @@
 """W3C trace context (`traceparent`) for logs and for calls to other services.
 
 Each request handled here is one span: its trace id comes from the caller's `traceparent` (or is new),
-its span id is new, and the caller's span is kept as the parent. All three are bound to structlog's
-contextvars with the request id, so every log line carries them and `outbound_headers()` can pass
-them on to the next service.
+its span id is new, and the caller's span is kept as the parent. All three are bound to the log
+context (`service_common.logging.bind_log_context`) with the request id, so every log line carries
+them and `outbound_headers()` can pass them on to the next service.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from typing import NamedTuple
 
-import structlog
+from .logging import log_context
 
 __all__ = ["TRACEPARENT_HEADER", "TraceContext", "outbound_headers", "parse_traceparent"]
 
@@ -60,7 +60,7 @@ def parse_traceparent(raw: bytes | None) -> TraceContext:
 
 def outbound_headers() -> dict[str, str]:
     """`X-Request-ID` and `traceparent` for a call made while handling the current request (empty outside one)."""
-    bound = structlog.contextvars.get_contextvars()
+    bound = log_context()
     headers: dict[str, str] = {}
     request_id = bound.get("request_id")
     if isinstance(request_id, str):

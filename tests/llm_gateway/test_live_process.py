@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -58,8 +59,9 @@ async def test_live_process_answers_from_upstream(gateway: tuple[Child, FakeOlla
     assert events[-1][0] == "done" and events[-1][1]["text"] == fake.reply
     assert fake.chat_requests[1].body["stream"] is True
     # Each request's log line reaches our reader through a pipe, maybe after its answer: wait for both.
-    await child.logged(b'"event": "llm_request"', count=2)
-    assert any(b'"request_id": "proc-1"' in line and b'"outcome": "ok"' in line for line in child.lines)
+    await child.logged(b'"llm_request"', count=2)
+    records = [json.loads(line) for line in child.lines if line.startswith(b"{")]
+    assert any(r["event"] == "llm_request" and r["request_id"] == "proc-1" and r["outcome"] == "ok" for r in records)
 
 
 def test_config_error_exits_2_without_traceback(tmp_path: Path, repo_root: Path) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
-import structlog
 from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
 from orchestrator.agents import BrandProfile, PagePlan
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport, parse_retry_after, response_schema
+from service_common.logging import bound_log_context
 from shared_contracts.errors import (
     GatewayError,
     InvalidOutput,
@@ -270,7 +270,7 @@ async def test_media_503_is_retried(media: MediaGatewayClient, upstream: aioresp
 async def test_the_current_trace_context_is_passed_on(llm: LLMGatewayClient, upstream: aioresponses) -> None:
     upstream.post(GENERATE, payload=llm_answer("brand"))
     trace = {"request_id": "outer-1", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}
-    with structlog.contextvars.bound_contextvars(**trace):
+    with bound_log_context(**trace):
         await generate_brand(llm)
     headers = sent_headers(upstream, GENERATE)[0]
     assert headers["x-request-id"] == "outer-1"

@@ -8,6 +8,7 @@ import structlog
 from starlette.types import Message, Receive, Scope, Send
 
 from service_common.http import RequestIdMiddleware
+from service_common.logging import log_context, merge_log_context
 from service_common.tracing import outbound_headers, parse_traceparent
 
 CALLER = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -43,7 +44,7 @@ def test_invalid_headers_start_a_new_trace() -> None:
 
 
 def test_outbound_headers_are_empty_outside_a_request() -> None:
-    structlog.contextvars.clear_contextvars()
+    assert log_context() == {}
     assert outbound_headers() == {}
 
 
@@ -54,7 +55,7 @@ async def _call(headers: dict[str, str]) -> tuple[dict[str, Any], list[tuple[byt
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         structlog.get_logger().info("handled")
-        seen["bound"] = structlog.contextvars.get_contextvars()
+        seen["bound"] = dict(log_context())
         seen["outbound"] = outbound_headers()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -72,7 +73,7 @@ async def _call(headers: dict[str, str]) -> tuple[dict[str, Any], list[tuple[byt
 
 
 async def test_middleware_binds_trace_and_request_id_and_passes_them_on() -> None:
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with structlog.testing.capture_logs(processors=[merge_log_context]) as logs:
         seen, headers = await _call({"x-request-id": "qa-1", "traceparent": CALLER.decode()})
     assert (b"x-request-id", b"qa-1") in headers
     bound = seen["bound"]
@@ -84,7 +85,7 @@ async def test_middleware_binds_trace_and_request_id_and_passes_them_on() -> Non
     }
     (line,) = [entry for entry in logs if entry["event"] == "handled"]
     assert line["request_id"] == "qa-1" and line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert structlog.contextvars.get_contextvars().get("trace_id") is None, "the binding must end with the request"
+    assert log_context().get("trace_id") is None, "the binding must end with the request"
 
 
 async def test_middleware_starts_a_trace_when_none_is_sent() -> None:
