@@ -85,6 +85,7 @@ class Metrics:
             ("upstream", "model", "outcome"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str, str], Any] = {}
 
     def observe_request(self, labels: tuple[str, ...], seconds: float) -> None:
         """Count one request and its latency; `labels` follows REQUEST_LABELS."""
@@ -101,11 +102,22 @@ class Metrics:
 
     def observe_upstream(self, upstream: str, model: str, outcome: str, seconds: float) -> None:
         """One call to an upstream and how it ended (`ok` or the error code)."""
-        self.upstream_latency.labels(upstream, model, outcome).observe(seconds)
+        _child(self._upstream_children, self.upstream_latency, (upstream, model, outcome)).observe(seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _child(cache: dict[tuple[str, str, str], Any], metric: Counter | Histogram, labels: tuple[str, str, str]) -> Any:
+    # `.labels()` locks and validates on every call; a child once made is reused. The cache stops growing
+    # at the series cap (labels here come from config and the error tree, so it is never reached in practice).
+    child = cache.get(labels)
+    if child is None:
+        child = metric.labels(*labels)
+        if len(cache) < _MAX_REQUEST_SERIES:
+            cache[labels] = child
+    return child
 
 
 class LLMMetrics(Metrics):
@@ -117,11 +129,12 @@ class LLMMetrics(Metrics):
             "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
             ("provider", "model", "direction"), registry=self.registry,
         )
+        self._token_children: dict[tuple[str, str, str], Any] = {}
 
     def count_tokens(self, provider: str, model: str, *, input_tokens: int, output_tokens: int) -> None:
         """Add one answer's usage."""
-        self.tokens.labels(provider, model, "in").inc(input_tokens)
-        self.tokens.labels(provider, model, "out").inc(output_tokens)
+        _child(self._token_children, self.tokens, (provider, model, "in")).inc(input_tokens)
+        _child(self._token_children, self.tokens, (provider, model, "out")).inc(output_tokens)
 
     def observe_generation(
         self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None
