@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import TracebackType
 
 import msgspec
 
@@ -82,6 +83,15 @@ def _counts_as_failure(err: GatewayError) -> bool | None:
     return False
 
 
+def _record(breaker: CircuitBreaker, failed: bool | None) -> None:
+    if failed is None:
+        breaker.release()
+    elif failed:
+        breaker.record_failure()
+    else:
+        breaker.record_success()
+
+
 @dataclass(slots=True)
 class ProviderGuard:
     """The breaker and limiter of one provider instance (either may be absent)."""
@@ -90,51 +100,9 @@ class ProviderGuard:
     breaker: CircuitBreaker | None
     limiter: Limiter | None
 
-    @contextlib.asynccontextmanager
-    async def call(self, deadline: float) -> AsyncIterator[None]:
+    def call(self, deadline: float) -> _GuardedCall:
         """Guard the block (one call or one whole stream): may raise before it runs, records how it ended."""
-        breaker = self.breaker
-        if breaker is not None and not breaker.allow():
-            retry_in = breaker.retry_in()
-            raise ProviderUnavailable(
-                f"{self.name}: circuit open after repeated failures; not called",
-                details={"provider": self.name, "reason": CIRCUIT_OPEN, "retry_in_s": round(retry_in, 3)},
-                retry_after=retry_in,
-            )
-        async with contextlib.AsyncExitStack() as stack:
-            if self.limiter is not None:
-                try:
-                    await stack.enter_async_context(self.limiter.slot(deadline))
-                except BaseException:
-                    if breaker is not None:
-                        breaker.release()
-                    raise
-            try:
-                yield
-            except GatewayError as err:
-                if breaker is not None:
-                    self._record(breaker, _counts_as_failure(err))
-                raise
-            except BaseException:
-                if breaker is not None:
-                    # Cancelled at the deadline: the upstream stalled, the failure that matters most. Any
-                    # other cancel (the client went away) tells nothing about the upstream.
-                    if asyncio.get_running_loop().time() >= deadline - _DEADLINE_SLACK_S:
-                        breaker.record_failure()
-                    else:
-                        breaker.release()
-                raise
-            if breaker is not None:
-                breaker.record_success()
-
-    @staticmethod
-    def _record(breaker: CircuitBreaker, failed: bool | None) -> None:
-        if failed is None:
-            breaker.release()
-        elif failed:
-            breaker.record_failure()
-        else:
-            breaker.record_success()
+        return _GuardedCall(self, deadline)
 
     def status(self) -> ProviderStatus:
         """Current breaker state and limiter counts."""
@@ -143,6 +111,58 @@ class ProviderGuard:
             backpressure=self.limiter.status() if self.limiter is not None else None,
         )
 
+
+
+class _GuardedCall:
+    """`async with guard.call(deadline)`: a plain class, not a generator, since it wraps every upstream call."""
+
+    __slots__ = ("_deadline", "_guard", "_slot")
+
+    def __init__(self, guard: ProviderGuard, deadline: float) -> None:
+        self._guard = guard
+        self._deadline = deadline
+        self._slot: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        guard = self._guard
+        breaker = guard.breaker
+        if breaker is not None and not breaker.allow():
+            retry_in = breaker.retry_in()
+            raise ProviderUnavailable(
+                f"{guard.name}: circuit open after repeated failures; not called",
+                details={"provider": guard.name, "reason": CIRCUIT_OPEN, "retry_in_s": round(retry_in, 3)},
+                retry_after=retry_in,
+            )
+        if guard.limiter is not None:
+            slot = guard.limiter.slot(self._deadline)
+            try:
+                await slot.__aenter__()
+            except BaseException:
+                if breaker is not None:
+                    breaker.release()
+                raise
+            self._slot = slot
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        breaker = self._guard.breaker
+        try:
+            if breaker is None:
+                pass
+            elif exc is None:
+                breaker.record_success()
+            elif isinstance(exc, GatewayError):
+                _record(breaker, _counts_as_failure(exc))
+            # Cancelled at the deadline: the upstream stalled, the failure that matters most. Any other
+            # cancel (the client went away) tells nothing about the upstream.
+            elif asyncio.get_running_loop().time() >= self._deadline - _DEADLINE_SLACK_S:
+                breaker.record_failure()
+            else:
+                breaker.release()
+        finally:
+            if self._slot is not None:
+                await self._slot.__aexit__(exc_type, exc, tb)
 
 def build_guards(
     config: ResilienceConfig, providers: Mapping[str, Provider], *, clock: Clock = time.monotonic
