@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
 from typing import Annotated, Any, ClassVar, NamedTuple
 
 import aiohttp
@@ -129,18 +129,44 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-@contextlib.asynccontextmanager
-async def upstream_call(name: str, deadline: float) -> AsyncIterator[None]:
+def upstream_call(name: str, deadline: float) -> _UpstreamCall:
     """Bound the block by `deadline` and turn transport failures into errors naming provider `name`."""
-    try:
-        async with asyncio.timeout_at(deadline):
-            yield
-    except TimeoutError as exc:
-        raise UpstreamTimeout(f"{name}: no answer before the deadline", details={"provider": name}) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise UpstreamError(f"{name}: the answer broke off", details={"provider": name}) from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderUnavailable(f"{name}: {type(exc).__name__}", details={"provider": name}) from exc
+    return _UpstreamCall(name, deadline)
+
+
+def _transport_error(name: str, exc: BaseException | None) -> GatewayError | None:
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"{name}: no answer before the deadline", details={"provider": name})
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamError(f"{name}: the answer broke off", details={"provider": name})
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderUnavailable(f"{name}: {type(exc).__name__}", details={"provider": name})
+    return None
+
+
+class _UpstreamCall:
+    """`async with upstream_call(...)`: a plain class, not a generator, since it wraps every upstream read."""
+
+    __slots__ = ("_name", "_timeout")
+
+    def __init__(self, name: str, deadline: float) -> None:
+        self._name = name
+        self._timeout = asyncio.timeout_at(deadline)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            # Turns the cancel of an expired deadline into TimeoutError.
+            await self._timeout.__aexit__(exc_type, exc, tb)
+        except TimeoutError as expired:
+            exc = expired
+        error = _transport_error(self._name, exc)
+        if error is not None:
+            raise error from exc
 
 
 async def read_sse(resp: aiohttp.ClientResponse, *, name: str, deadline: float) -> AsyncIterator[SseEvent]:
