@@ -83,15 +83,20 @@ def _merge(defaults: GenerateOptions | None, given: GenerateOptions | None) -> G
     return msgspec.structs.replace(defaults, **chosen)
 
 
-def _done(attempt: Attempt, started: float, outcome: str) -> None:
+def _pending(provider: Provider, target: Target) -> Attempt:
+    """A try that has just started. Until it ends, `latency_ms` holds its start (perf_counter, in ms)."""
+    return Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=perf_counter() * 1000)
+
+
+def _done(attempt: Attempt, outcome: str) -> None:
     attempt.outcome = outcome
     attempt.error_code = None if outcome == "ok" else outcome
-    attempt.latency_ms = round((perf_counter() - started) * 1000, 3)
+    attempt.latency_ms = round(perf_counter() * 1000 - attempt.latency_ms, 3)
 
 
-def _failed(attempt: Attempt, started: float, err: GatewayError) -> None:
+def _failed(attempt: Attempt, err: GatewayError) -> None:
     # A skipped call (breaker open) says so in `outcome`; `error_code` stays the stable code.
-    _done(attempt, started, CIRCUIT_OPEN if is_circuit_open(err) else err.code)
+    _done(attempt, CIRCUIT_OPEN if is_circuit_open(err) else err.code)
     attempt.error_code = err.code
 
 
@@ -103,7 +108,7 @@ def _moves_on(err: GatewayError) -> bool:
 def _timed_out(plan: Plan, attempts: list[Attempt]) -> UpstreamTimeout:
     for attempt in attempts:
         if attempt.outcome == _PENDING:
-            attempt.outcome = attempt.error_code = UpstreamTimeout.code
+            _done(attempt, UpstreamTimeout.code)
     return UpstreamTimeout(
         f"no answer within {plan.timeout:g}s ({plan.mode} mode)",
         details={"timeout_s": plan.timeout, "attempts": attempts},
@@ -232,9 +237,8 @@ class Gateway:
     async def _call(
         self, provider: Provider, target: Target, call: ProviderCall, attempts: list[Attempt], deadline: float
     ) -> ProviderResult:
-        attempt = Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=0.0)
+        attempt = _pending(provider, target)
         attempts.append(attempt)
-        started = perf_counter()
         guard = self.guards.get(provider.name)
         try:
             if guard is None:
@@ -243,9 +247,9 @@ class Gateway:
                 async with guard.call(deadline):
                     result = await provider.generate(call, deadline=deadline)
         except GatewayError as err:
-            _failed(attempt, started, err)
+            _failed(attempt, err)
             raise
-        _done(attempt, started, "ok")
+        _done(attempt, "ok")
         return result
 
     async def _complete(
@@ -314,9 +318,8 @@ class Gateway:
         async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
             async for target, provider in tries:
                 call = plan.call(target)
-                attempt = Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=0.0)
+                attempt = _pending(provider, target)
                 attempts.append(attempt)
-                tried = perf_counter()
                 sent = False
                 guard = self.guards.get(provider.name)
                 try:
@@ -334,13 +337,13 @@ class Gateway:
                         finally:
                             await pieces.aclose()  # type: ignore[attr-defined]
                 except GatewayError as err:
-                    _failed(attempt, tried, err)
+                    _failed(attempt, err)
                     err.details.setdefault("attempts", attempts)
                     if sent or not err.retryable:
                         raise
                     errors.append(err)
                     continue
-                _done(attempt, tried, "ok")
+                _done(attempt, "ok")
                 try:
                     async with asyncio.timeout_at(deadline):
                         response = await self._complete(plan, target, provider, call, result, attempts, deadline, started)
