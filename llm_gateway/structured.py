@@ -15,6 +15,8 @@ from referencing.exceptions import Unresolvable
 
 from shared_contracts.errors import InvalidOutput, InvalidRequest
 
+from .patterns import bounded_pattern_keyword
+
 __all__ = ["OutputSchema", "SchemaCache", "repair_prompt"]
 
 _key_encoder = msgspec.json.Encoder(order="deterministic")
@@ -67,7 +69,8 @@ class OutputSchema:
                 details={"path": "$.response_schema", "schema_path": "/".join(map(str, exc.path))},
             ) from exc
         _check_refs(schema)
-        self._validator: Validator = cls(schema, registry=_NO_RETRIEVAL)
+        bounded = jsonschema.validators.extend(cls, {"pattern": bounded_pattern_keyword})
+        self._validator: Validator = bounded(schema, registry=_NO_RETRIEVAL)
 
     def parse(self, text: str) -> dict[str, Any]:
         """The answer as a JSON object valid for the schema; InvalidOutput says why not."""
@@ -99,7 +102,11 @@ class OutputSchema:
 
 
 def _check_refs(schema: Mapping[str, Any]) -> None:
-    """Only references inside the schema itself (`#...`) are allowed: the gateway fetches nothing for a client."""
+    """Only references inside the schema itself (`#...`) are allowed: the gateway fetches nothing for a client.
+
+    `patternProperties` is refused too: jsonschema matches those with Python's unbounded `re` (also inside
+    `additionalProperties`), while `pattern` runs bounded (see `patterns.py`).
+    """
     # A loop, not recursion: a schema may nest as deep as the JSON decoder allows.
     stack: list[Any] = [schema]
     while stack:
@@ -112,6 +119,11 @@ def _check_refs(schema: Mapping[str, Any]) -> None:
                         f"response_schema: {key} {ref[:80]!r} points outside the schema; only '#...' is allowed",
                         details={"path": "$.response_schema", "ref": ref[:200]},
                     )
+            if isinstance(node.get("patternProperties"), Mapping):
+                raise InvalidRequest(
+                    "response_schema: patternProperties is not supported; list the properties or use additionalProperties",
+                    details={"path": "$.response_schema"},
+                )
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared_contracts.errors import InvalidRequest
 
+from .patterns import pattern_search
 from .prose import Prose, find_payload_value
 
 __all__ = ["synthesize"]
@@ -294,9 +295,10 @@ def _truncate(text: str, high: int, low: int) -> str:
 
 
 def _matches(pattern: str, text: str) -> bool:
+    # Best effort: a pattern that is invalid or too slow counts as matched, and validation reports it.
     try:
-        return re.search(pattern, text) is not None
-    except re.error:
+        return pattern_search(pattern, text)
+    except InvalidRequest:
         return True
 
 

@@ -13,7 +13,7 @@ from llm_gateway.config import parse_gateway_config
 from llm_gateway.prose import Prose
 from llm_gateway.structured import OutputSchema
 from llm_gateway.synth import synthesize
-from shared_contracts.errors import InvalidRequest
+from shared_contracts.errors import InvalidOutput, InvalidRequest
 from tests.fakes.asgi import AsgiClient
 
 GENERATE = "/api/v1/llm/generate"
@@ -112,3 +112,40 @@ def test_mock_numbers_beyond_the_usual_range(prop: dict[str, Any], check: Any) -
 def test_mock_refuses_an_empty_number_range(prop: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest, match="no value"):
         _synth(_object(prop))
+
+
+# `(a|aa)+$` backtracks exponentially on a run of a's followed by another character.
+SLOW_PATTERN = "(a|aa)+$"
+
+
+def test_a_backtracking_pattern_is_a_400_not_a_blocked_event_loop() -> None:
+    checked = OutputSchema(_object({"type": "string", "pattern": SLOW_PATTERN}))
+    with pytest.raises(InvalidRequest, match="took over"):
+        checked.parse('{"a": "' + "a" * 60 + 'b"}')
+
+
+def test_patterns_still_validate() -> None:
+    checked = OutputSchema(_object({"type": "string", "pattern": "^[a-z]+-[0-9]+$"}))
+    assert checked.parse('{"a": "hero-1"}') == {"a": "hero-1"}
+    with pytest.raises(InvalidOutput, match="does not match"):
+        checked.parse('{"a": "Hero"}')
+
+
+def test_property_names_patterns_run_bounded_too() -> None:
+    checked = OutputSchema({"type": "object", "propertyNames": {"pattern": SLOW_PATTERN}})
+    with pytest.raises(InvalidRequest, match="took over"):
+        checked.parse('{"' + "a" * 60 + 'b": 1}')
+
+
+def test_pattern_properties_are_refused_up_front() -> None:
+    with pytest.raises(InvalidRequest, match="patternProperties is not supported"):
+        OutputSchema({"type": "object", "patternProperties": {SLOW_PATTERN: {"type": "string"}}})
+
+
+async def test_a_backtracking_pattern_in_mock_mode_still_gets_a_matching_answer() -> None:
+    app = create_app(parse_gateway_config({"mode": "mock", "llm_routing": {"default": {"provider": "mock", "model": "m"}}}))
+    schema = _object({"type": "string", "pattern": SLOW_PATTERN, "minLength": 1})
+    async with AsgiClient(app) as client:
+        reply = await client.post(GENERATE, json={**BODY, "response_schema": schema})
+    assert reply.status == 200
+    assert set(reply.json()["json"]["a"]) == {"a"}  # only a's can match the pattern
