@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test check-config run-llm run-media run-orchestrator e2e samples clean
+.PHONY: install test lint check-config run-llm run-media run-orchestrator e2e samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-test: $(STAMP) check-config
+test: $(STAMP) lint check-config
 	$(BIN)/python -m pytest -q
+
+# Types and lint are part of the test command, so they cannot drift (issue 11).
+PACKAGES := shared_contracts service_common llm_gateway media_gateway orchestrator
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy $(PACKAGES)
 
 # Every shipped config must load; each problem is printed with its YAML path (issue 8).
 check-config: $(STAMP)
@@ -39,21 +45,21 @@ e2e: $(STAMP)
 
 # Agent input/output JSON samples in docs/samples/, regenerated from a mock run.
 samples: $(STAMP)
-	$(BIN)/python orchestrator/scripts/regenerate_samples.py
+	$(BIN)/python -m orchestrator.tools.samples
 
 # Bounded load through the LLM Gateway with upstream faults injected (issue 6); outside `make test`.
 LOAD_ARGS ?=
 .PHONY: load
 load: $(STAMP)
-	$(BIN)/python -m tests.load.llm_load $(LOAD_ARGS)
+	$(BIN)/python -m bench.load.llm_load $(LOAD_ARGS)
 
 # The same for the Media Gateway in front of a faulty fake ComfyUI.
 .PHONY: load-media
 load-media: $(STAMP)
-	$(BIN)/python -m tests.load.media_load $(LOAD_ARGS)
+	$(BIN)/python -m bench.load.media_load $(LOAD_ARGS)
 
 clean:
-	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis
+	rm -rf $(VENV) var runs bench-results .pytest_cache .hypothesis .mypy_cache .ruff_cache
 
 # Benchmarks (issue 7): outside `make test`; reports go to bench-results/ (git-ignored).
 LITELLM_VENV    ?= .venv-litellm
@@ -63,7 +69,7 @@ BENCH_ARGS      ?=
 
 .PHONY: bench bench-compare bench-tools bench-profile
 
-# wrk from Debian's packages when we may install it; otherwise the runner falls back to tests/perf/pyload.py.
+# wrk from Debian's packages when we may install it; otherwise the runner falls back to bench/perf/pyload.py.
 bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
 		|| echo "wrk could not be installed: using the Python load generator (slower, see docs/performance.md)"; }
@@ -75,12 +81,12 @@ $(LITELLM_STAMP):
 	touch $@
 
 bench: $(STAMP) bench-tools
-	$(BIN)/python -m tests.perf.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.perf.bench $(BENCH_ARGS)
 
 bench-compare: $(STAMP) bench-tools $(LITELLM_STAMP)
-	$(BIN)/python -m tests.perf.bench --compare --litellm $(LITELLM_VENV)/bin/litellm $(BENCH_ARGS)
+	$(BIN)/python -m bench.perf.bench --compare --litellm $(LITELLM_VENV)/bin/litellm $(BENCH_ARGS)
 
 # py-spy under load: where the gateway's CPU goes (bench-results/profile-*.txt).
 bench-profile: $(STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet py-spy
-	$(BIN)/python -m tests.perf.profile $(BENCH_ARGS)
+	$(BIN)/python -m bench.perf.profile $(BENCH_ARGS)

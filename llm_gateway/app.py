@@ -22,23 +22,25 @@ from service_common.auth import auth_middleware, key_hashes
 from service_common.breaker import Clock
 from service_common.deadline import request_timeout
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import LLMMetrics, instrument
+from service_common.metrics import instrument
+from service_common.modes import requested_mode
 from service_common.openapi import openapi_route
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import ErrorEnvelope, GatewayError, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
 
-from .config import GatewayConfig, with_mode_from_env
+from .config import GatewayConfig
 from .gateway import Gateway
-from .guards import Readiness, build_guards
-from .modes import MODE_HEADER, requested_mode
+from .guards import build_guards
+from .metrics import LLMMetrics
 from .openai_compat import openai_routes
 from .openapi import llm_openapi
+from .readiness import Readiness
 from .registry import build_providers
 from .reload import RoutingReloader
 from .routing import Router
 
-__all__ = ["MODE_HEADER", "create_app", "build_gateway"]
+__all__ = ["build_gateway", "create_app"]
 
 _decode_request = msgspec.json.Decoder(GenerateRequest)
 _encode = msgspec.json.Encoder().encode
@@ -187,26 +189,26 @@ def create_app(
     reload_from: Path | None = None,
     clock: Clock | None = None,
 ) -> Starlette:
-    """The ASGI app. `environ`, when given, may override the mode (`GENERATOR_MODE`); providers start in the lifespan.
+    """The ASGI app; providers start in the lifespan. CORS is deliberately absent: no browser origin is allowed.
 
-    `metrics` defaults to a fresh registry of this app's own; with `reload_from`, SIGHUP re-reads that file's routing.
-    `clock` drives the circuit breakers (tests). CORS is deliberately absent: no browser origin is allowed.
+    `metrics` defaults to a fresh registry of this app's own; with `reload_from`, SIGHUP re-reads that file
+    (expanded with `environ`) and swaps the routing. `clock` drives the circuit breakers (tests).
     """
-    if environ is not None:
-        config = with_mode_from_env(config, environ)
     gateway = build_gateway(config, clock=clock)
     metrics = metrics if metrics is not None else LLMMetrics()
     endpoints = _Endpoints(gateway, config, metrics)
-    reloader = None if reload_from is None else RoutingReloader(gateway, config, path=reload_from, environ=environ or {})
+    reloader = (
+        None if reload_from is None else RoutingReloader(gateway, config, path=reload_from, environ=environ or {})
+    )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await gateway.start()
             if reloader is not None:
                 reloader.install()
             _freeze_heap()
-            yield {"gateway": gateway}
+            yield
         finally:
             if reloader is not None:
                 reloader.uninstall()

@@ -1,12 +1,12 @@
 """The gateway's YAML, as frozen Structs: mode, timeouts, providers and the routing rules.
 
-`load_gateway_config` is the one place that reads the file and the environment. Every problem
+`load_gateway_config` is the one place that reads the file and the environment (`GENERATOR_MODE`
+reaches `mode` through `${GENERATOR_MODE:-mock}` in the YAML, as in the Media Gateway's). Every problem
 is a `ConfigError` naming the YAML path, e.g. `llm_routing.rules[2].provider: unknown provider 'olama'`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from service_common.auth import AuthSettings, key_hashes
-from service_common.config import ConfigError, convert_section, read_yaml
+from service_common.config import ConfigError, Section, convert_section, load_config
 from service_common.retry import RetryPolicy
 from shared_contracts.llm import Mode
 
@@ -23,7 +23,6 @@ from .limits import RequestLimits
 
 __all__ = [
     "DEFAULT_MOCK_PROVIDER",
-    "MODE_ENV",
     "GatewayConfig",
     "ModeTimeouts",
     "RouteSpec",
@@ -36,34 +35,27 @@ __all__ = [
     "parse_gateway_config",
 ]
 
-MODE_ENV = "GENERATOR_MODE"
 DEFAULT_MOCK_PROVIDER = "mock"
-# The YAML may say `${CONFIG_DIR}/mock/llm`: the loader sets it to the directory holding the file.
-CONFIG_DIR_VAR = "CONFIG_DIR"
 
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 Matcher = str | list[str] | None
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of every YAML section: a typo is a start-up error naming its path."""
-
-
-class ModeTimeouts(_Section, frozen=True):
+class ModeTimeouts(Section, frozen=True):
     """Whole-call deadline per mode, fallbacks and repair included."""
 
     mock: Seconds = 5.0
     live: Seconds = 180.0
 
 
-class TimeoutOverride(_Section, frozen=True):
+class TimeoutOverride(Section, frozen=True):
     """A rule's own deadline for one or both modes."""
 
     mock: Seconds | None = None
     live: Seconds | None = None
 
 
-class SamplingDefaults(_Section, frozen=True):
+class SamplingDefaults(Section, frozen=True):
     """A route's default sampling options; a client's own options win field by field."""
 
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
@@ -73,7 +65,7 @@ class SamplingDefaults(_Section, frozen=True):
     stop: list[str] | None = None
 
 
-class TargetSpec(_Section, frozen=True):
+class TargetSpec(Section, frozen=True):
     """One provider instance + model; `extra` holds provider-specific knobs (e.g. Ollama's keep_alive)."""
 
     provider: str
@@ -101,14 +93,14 @@ class RuleSpec(RouteSpec, frozen=True):
     quality: Matcher = None
 
 
-class RoutingConfig(_Section, frozen=True):
+class RoutingConfig(Section, frozen=True):
     """Ordered rules (first match wins) and the route used when none matches."""
 
     rules: list[RuleSpec] = []
     default: RouteSpec | None = None
 
 
-class GatewayConfig(_Section, frozen=True):
+class GatewayConfig(Section, frozen=True):
     """The whole `config/llm_gateway.yaml`."""
 
     mode: Mode = "mock"
@@ -133,40 +125,17 @@ class GatewayConfig(_Section, frozen=True):
     auth: AuthSettings = AuthSettings()
 
 
-def parse_gateway_config(raw: Any, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Convert an already-expanded YAML document; `environ` may carry GENERATOR_MODE."""
-    config = convert_section({} if raw is None else raw, GatewayConfig, path="")
-    if environ is not None:
-        config = with_mode_from_env(config, environ)
-    _check_references(config)
-    return config
+def parse_gateway_config(raw: Any) -> GatewayConfig:
+    """Convert an already-expanded YAML document and check its references."""
+    return _check_references(convert_section({} if raw is None else raw, GatewayConfig, path=""))
 
 
-def load_gateway_config(path: Path, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+def load_gateway_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
     """Read `path` with `${VAR:-default}` expansion (and `${CONFIG_DIR}`), then validate it."""
-    env = dict(os.environ if environ is None else environ)
-    env[CONFIG_DIR_VAR] = str(path.resolve().parent)
-    raw = read_yaml(path, env)
-    try:
-        return parse_gateway_config(raw, environ=env)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return load_config(path, GatewayConfig, environ, check=_check_references)
 
 
-def with_mode_from_env(config: GatewayConfig, environ: Mapping[str, str]) -> GatewayConfig:
-    """`GENERATOR_MODE=mock|live` overrides the YAML `mode`; any other value is a ConfigError."""
-    value = environ.get(MODE_ENV, "").strip().lower()
-    if not value:
-        return config
-    if value not in ("mock", "live"):
-        raise ConfigError(f"{MODE_ENV}: must be 'mock' or 'live', got {value!r}")
-    return msgspec.structs.replace(config, mode=value)
-
-
-__all__ += ["with_mode_from_env"]
-
-
-def _check_references(config: GatewayConfig) -> None:
+def _check_references(config: GatewayConfig) -> GatewayConfig:
     known = set(config.providers) | {config.mock_provider}
     routing = config.llm_routing
     routes: list[tuple[str, RouteSpec]] = [(f"llm_routing.rules[{i}]", r) for i, r in enumerate(routing.rules)]
@@ -190,3 +159,4 @@ def _check_references(config: GatewayConfig) -> None:
     for name, section in config.providers.items():
         if not isinstance(section.get("class"), str):
             raise ConfigError(f"providers.{name}.class: required, as 'package.module:ClassName'")
+    return config

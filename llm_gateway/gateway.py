@@ -36,7 +36,7 @@ from shared_contracts.llm import (
 from .guards import CIRCUIT_OPEN, ProviderGuard, ProviderStatus, is_circuit_open
 from .limits import RequestLimits, check_request
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
-from .routing import Route, Router, Target
+from .routing import ResolvedRoute, Router, Target
 from .structured import OutputSchema, SchemaCache, repair_prompt
 
 __all__ = ["Gateway", "Plan"]
@@ -53,7 +53,7 @@ class Plan:
 
     request: GenerateRequest
     mode: Mode
-    route: Route
+    route: ResolvedRoute
     targets: tuple[tuple[Target, Provider], ...]
     schema: OutputSchema | None
     timeout: float
@@ -346,7 +346,9 @@ class Gateway:
                 _done(attempt, "ok")
                 try:
                     async with asyncio.timeout_at(deadline):
-                        response = await self._complete(plan, target, provider, call, result, attempts, deadline, started)
+                        response = await self._complete(
+                            plan, target, provider, call, result, attempts, deadline, started
+                        )
                 except TimeoutError:
                     raise _timed_out(plan, attempts) from None
                 except GatewayError as err:

@@ -29,7 +29,6 @@ __all__ = [
     "GuardSpec",
     "ProviderGuard",
     "ProviderStatus",
-    "Readiness",
     "ResilienceConfig",
     "build_guards",
     "is_circuit_open",
@@ -59,14 +58,6 @@ class ProviderStatus(msgspec.Struct, kw_only=True):
 
     breaker: BreakerStatus | None
     backpressure: LimiterStatus | None
-
-
-class Readiness(msgspec.Struct, kw_only=True):
-    """`GET /readyz` when ready: the mode and every guarded provider's breaker and backpressure."""
-
-    status: str
-    mode: str
-    providers: dict[str, ProviderStatus]
 
 
 def is_circuit_open(err: GatewayError) -> bool:
@@ -110,7 +101,6 @@ class ProviderGuard:
             breaker=self.breaker.status() if self.breaker is not None else None,
             backpressure=self.limiter.status() if self.limiter is not None else None,
         )
-
 
 
 class _GuardedCall:
@@ -163,6 +153,7 @@ class _GuardedCall:
         finally:
             if self._slot is not None:
                 await self._slot.__aexit__(exc_type, exc, tb)
+
 
 def build_guards(
     config: ResilienceConfig, providers: Mapping[str, Provider], *, clock: Clock = time.monotonic

@@ -22,13 +22,13 @@ from starlette.routing import Route
 
 from service_common.deadline import request_timeout
 from service_common.http import decode_body
+from service_common.modes import requested_mode
 from service_common.sse import sse_response
 from shared_contracts._base import Inbound, Outbound
 from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RouteInfo, StreamDelta
 
 from .gateway import Gateway
-from .modes import requested_mode
 
 __all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes"]
 
@@ -189,7 +189,9 @@ class _ChatEndpoints:
         if body.response_format is not None and body.response_format.type == "json_schema":
             spec = body.response_format.json_schema
             if spec is None or spec.schema is None:
-                raise InvalidRequest("response_format.json_schema.schema is required", details={"field": "response_format"})
+                raise InvalidRequest(
+                    "response_format.json_schema.schema is required", details={"field": "response_format"}
+                )
             schema = spec.schema
         elif body.response_format is not None and body.response_format.type == "json_object":
             schema = {"type": "object"}

@@ -7,8 +7,8 @@ from typing import Any
 from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RoutingTable
 
-from .guards import Readiness
 from .openai_compat import ChatCompletionRequest
+from .readiness import Readiness
 
 __all__ = ["llm_openapi"]
 

@@ -41,7 +41,9 @@ def pattern_search(pattern: str, text: str) -> bool:
         ) from exc
 
 
-def bounded_pattern_keyword(validator: Validator, pattern: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+def bounded_pattern_keyword(
+    validator: Validator, pattern: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
     """jsonschema's `pattern` keyword, with the search bounded by PATTERN_TIMEOUT_S."""
     if validator.is_type(instance, "string") and isinstance(pattern, str) and not pattern_search(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")

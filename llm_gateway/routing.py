@@ -12,7 +12,7 @@ from shared_contracts.llm import GenerateOptions, Mode, RouteInfo, RouteTarget, 
 
 from .config import ModeTimeouts, RouteSpec, RoutingConfig, RuleSpec, SamplingDefaults, TargetSpec
 
-__all__ = ["Route", "Router", "Target"]
+__all__ = ["ResolvedRoute", "Router", "Target"]
 
 # Client-chosen role/task strings are the cache key, so the cache stops growing at this size.
 _CACHE_LIMIT = 4096
@@ -29,7 +29,7 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class ResolvedRoute:
     """What a request resolves to: targets in try order (primary first) and the deadline per mode."""
 
     name: str
@@ -75,7 +75,7 @@ class _Rule:
     roles: frozenset[str] | None
     tasks: frozenset[str] | None
     qualities: frozenset[str] | None
-    route: Route
+    route: ResolvedRoute
 
     def matches(self, role: str, task: str, quality: str | None) -> bool:
         if self.roles is not None and role not in self.roles:
@@ -86,7 +86,7 @@ class _Rule:
 
 
 class Router:
-    """Resolves `(role, task, quality)` to a Route; raises NoRoute when no rule and no default apply."""
+    """Resolves `(role, task, quality)` to a ResolvedRoute; raises NoRoute when no rule and no default apply."""
 
     def __init__(self, routing: RoutingConfig, timeouts: ModeTimeouts) -> None:
         self._specs = tuple(routing.rules)
@@ -95,18 +95,18 @@ class Router:
             for i, spec in enumerate(routing.rules)
         )
         self._default = None if routing.default is None else self._route(routing.default, None, timeouts)
-        self._cache: dict[tuple[str, str, str | None], Route] = {}
+        self._cache: dict[tuple[str, str, str | None], ResolvedRoute] = {}
 
     @staticmethod
-    def _route(spec: RouteSpec, index: int | None, timeouts: ModeTimeouts) -> Route:
+    def _route(spec: RouteSpec, index: int | None, timeouts: ModeTimeouts) -> ResolvedRoute:
         if index is None:
             name = "default"
         else:
             name = spec.name if isinstance(spec, RuleSpec) and spec.name else f"rules[{index}]"
         targets = (_target(spec), *(_target(fb) for fb in spec.fallbacks))
-        return Route(name=name, targets=targets, timeouts=_timeouts(spec, timeouts), retry=spec.retry)
+        return ResolvedRoute(name=name, targets=targets, timeouts=_timeouts(spec, timeouts), retry=spec.retry)
 
-    def resolve(self, role: str, task: str, quality: str | None = None) -> Route:
+    def resolve(self, role: str, task: str, quality: str | None = None) -> ResolvedRoute:
         """The first matching rule's route, else the default route."""
         key = (role, task, quality)
         route = self._cache.get(key)
@@ -117,7 +117,7 @@ class Router:
             self._cache[key] = route
         return route
 
-    def _match(self, role: str, task: str, quality: str | None) -> Route:
+    def _match(self, role: str, task: str, quality: str | None) -> ResolvedRoute:
         for rule in self._rules:
             if rule.matches(role, task, quality):
                 return rule.route
@@ -147,7 +147,10 @@ def _listed(value: str | list[str] | None) -> list[str] | None:
 
 
 def _info(
-    route: Route, roles: str | list[str] | None, tasks: str | list[str] | None, qualities: str | list[str] | None
+    route: ResolvedRoute,
+    roles: str | list[str] | None,
+    tasks: str | list[str] | None,
+    qualities: str | list[str] | None,
 ) -> RouteInfo:
     primary, *fallbacks = route.targets
     return RouteInfo(

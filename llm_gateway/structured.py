@@ -60,7 +60,7 @@ class OutputSchema:
             warnings.simplefilter("ignore", DeprecationWarning)
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
-            cls.check_schema(schema)
+            cls.check_schema(dict(schema))
         except RecursionError as exc:
             raise InvalidRequest("response_schema nests too deeply", details={"path": "$.response_schema"}) from exc
         except SchemaError as exc:
@@ -69,7 +69,8 @@ class OutputSchema:
                 details={"path": "$.response_schema", "schema_path": "/".join(map(str, exc.path))},
             ) from exc
         _check_refs(schema)
-        bounded = jsonschema.validators.extend(cls, {"pattern": bounded_pattern_keyword})
+        # jsonschema's `extend` has no annotations; it returns a validator class like `cls`.
+        bounded = jsonschema.validators.extend(cls, {"pattern": bounded_pattern_keyword})  # type: ignore[no-untyped-call]
         self._validator: Validator = bounded(schema, registry=_NO_RETRIEVAL)
 
     def parse(self, text: str) -> dict[str, Any]:
@@ -121,7 +122,8 @@ def _check_refs(schema: Mapping[str, Any]) -> None:
                     )
             if isinstance(node.get("patternProperties"), Mapping):
                 raise InvalidRequest(
-                    "response_schema: patternProperties is not supported; list the properties or use additionalProperties",
+                    "response_schema: patternProperties is not supported; "
+                    "list the properties or use additionalProperties",
                     details={"path": "$.response_schema"},
                 )
             stack.extend(node.values())

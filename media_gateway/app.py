@@ -22,16 +22,18 @@ from starlette.routing import Route
 from service_common.auth import auth_middleware, key_hashes
 from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import MediaMetrics, instrument, label_request
+from service_common.metrics import instrument, label_request
 from service_common.openapi import openapi_route
+from service_common.providers import build_providers
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
 from shared_contracts.media import ImageRequest, Job, JobEvent
 
 from .config import MediaConfig
 from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
+from .metrics import MediaMetrics
 from .openapi import MediaReadiness, ProviderQueue, media_openapi
-from .providers.loader import load_providers
+from .providers.base import MediaProvider
 from .service import IMAGES_PATH, MediaService
 from .sqlite_jobs import SqliteJobRegistry
 from .store import LocalImageStore, is_image_id
@@ -72,7 +74,7 @@ async def generate(request: Request) -> Response:
     service = _service(request)
     requested = request_timeout(request.headers)
     body = await decode_body(request, _decode_request, max_bytes=service.config.max_body_bytes)
-    mode = service.mode_for(request.headers.get("x-generator-mode"))
+    mode = service.mode_for(request.headers)
     # X-Request-Timeout may shorten the job's deadline (queueing included), never lengthen it.
     timeout = effective_timeout(service.timeout_for(mode), requested)
     label_request(role=body.role, task=body.task)
@@ -170,8 +172,8 @@ ROUTES = [
 ]
 
 
-def _queue_depth(runner: JobRunner, providers: Iterable[str]) -> dict[tuple[str, str], float]:
-    depth = {(name, state): 0.0 for name in providers for state in ("queued", "running")}
+def _queue_depth(runner: JobRunner, providers: Iterable[str]) -> dict[tuple[str, ...], float]:
+    depth: dict[tuple[str, ...], float] = {(name, state): 0.0 for name in providers for state in ("queued", "running")}
     for job in runner.active():
         if job.status in ("queued", "running"):
             depth[(job.provider, job.status)] = depth.get((job.provider, job.status), 0.0) + 1
@@ -196,7 +198,7 @@ def create_app(
     del environ
     media_metrics = metrics if metrics is not None else MediaMetrics()
     workflows = load_workflows(config.workflows, base_dir=Path(config.base_dir))
-    providers = load_providers(config.providers)
+    providers = build_providers(config.providers, MediaProvider)  # type: ignore[type-abstract]  # YAML names it
     store = LocalImageStore(Path(config.store.dir))
     registry = _registry(config)
 

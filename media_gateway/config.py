@@ -13,15 +13,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from service_common.auth import AuthSettings
-from service_common.config import ConfigError, load_config
+from service_common.config import ConfigError, Section, load_config
 
 __all__ = [
     "JobsConfig",
     "MediaConfig",
     "ParamSpec",
-    "RouteSpec",
     "StoreConfig",
     "Timeouts",
+    "WorkflowRule",
     "WorkflowSpec",
     "load_media_config",
 ]
@@ -29,24 +29,20 @@ __all__ = [
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of every YAML section: a typo is a start-up error naming the key."""
-
-
-class Timeouts(_Section, frozen=True):
+class Timeouts(Section, frozen=True):
     """How long one job may take, per mode; `wait: true` answers within it."""
 
     mock: Seconds = 5.0
     live: Seconds = 180.0
 
 
-class StoreConfig(_Section, frozen=True):
+class StoreConfig(Section, frozen=True):
     """Where image bytes live (a local directory; content-addressed)."""
 
     dir: str = "./var/media"
 
 
-class JobsConfig(_Section, frozen=True):
+class JobsConfig(Section, frozen=True):
     """Where job state is kept, how long finished jobs are remembered, and how shutdown ends the rest."""
 
     # `sqlite` survives restarts (unfinished jobs are resumed at start-up); `memory` forgets on exit.
@@ -63,7 +59,7 @@ class JobsConfig(_Section, frozen=True):
         return Path(self.sqlite_path) if self.sqlite_path else Path(store.dir) / "jobs.sqlite3"
 
 
-class ParamSpec(_Section, frozen=True):
+class ParamSpec(Section, frozen=True):
     """Where a request parameter goes in the graph (`node` id, `input` name) and its default.
 
     Workflows without a graph file (cloud providers) use only `default`.
@@ -75,7 +71,7 @@ class ParamSpec(_Section, frozen=True):
     description: str = ""
 
 
-class WorkflowSpec(_Section, frozen=True):
+class WorkflowSpec(Section, frozen=True):
     """One workflow: its graph file (relative to the YAML), provider, parameter mapping and outputs."""
 
     provider: str
@@ -88,7 +84,7 @@ class WorkflowSpec(_Section, frozen=True):
     options: dict[str, Any] = {}
 
 
-class RouteSpec(_Section, frozen=True):
+class WorkflowRule(Section, frozen=True):
     """A routing rule: requests matching `role` and `task` (absent = any) run `workflow`."""
 
     workflow: str
@@ -96,7 +92,7 @@ class RouteSpec(_Section, frozen=True):
     task: str | None = None
 
 
-class MediaConfig(_Section, frozen=True):
+class MediaConfig(Section, frozen=True):
     """The whole service configuration."""
 
     mode: Literal["mock", "live"] = "mock"
@@ -113,7 +109,7 @@ class MediaConfig(_Section, frozen=True):
     mock_provider: str = "mock"
     providers: dict[str, dict[str, Any]] = {}
     workflows: dict[str, WorkflowSpec] = {}
-    routing: list[RouteSpec] = []
+    routing: list[WorkflowRule] = []
     # Directory that relative workflow `file` paths start from; set by the loader to the YAML's folder.
     base_dir: str = "."
 
@@ -137,13 +133,12 @@ def validate_references(config: MediaConfig) -> None:
 
 def load_media_config(path: Path, environ: Mapping[str, str]) -> MediaConfig:
     """Read, expand and validate the YAML; relative workflow files resolve against its folder."""
-    config = load_config(path, MediaConfig, environ)
-    config = msgspec.structs.replace(config, base_dir=str(path.parent.resolve()))
-    try:
+
+    def check(config: MediaConfig) -> MediaConfig:
         validate_references(config)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return config
+        return msgspec.structs.replace(config, base_dir=str(path.parent.resolve()))
+
+    return load_config(path, MediaConfig, environ, check=check)
 
 
 __all__ += ["validate_references"]

@@ -7,16 +7,16 @@ from collections.abc import Mapping, Sequence
 from shared_contracts.errors import NoRoute
 from shared_contracts.media import ImageRequest
 
-from .config import RouteSpec
+from .config import WorkflowRule
 from .workflows import Workflow
 
-__all__ = ["Router"]
+__all__ = ["WorkflowRouter"]
 
 
-class Router:
+class WorkflowRouter:
     """First matching rule wins; a rule's absent `role`/`task` matches anything."""
 
-    def __init__(self, rules: Sequence[RouteSpec], workflows: Mapping[str, Workflow]) -> None:
+    def __init__(self, rules: Sequence[WorkflowRule], workflows: Mapping[str, Workflow]) -> None:
         self._rules = tuple(rules)
         self._workflows = workflows
 

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from shared_contracts.errors import InvalidRequest, Overloaded, UpstreamError, UpstreamTimeout
+from service_common.modes import requested_mode
+from shared_contracts.errors import Overloaded, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import Mode
 from shared_contracts.media import ImageInfo, ImageRequest, Job, JobStatus, WorkflowInfo
 
 from .config import MediaConfig
 from .jobs import JobRegistry, JobRunner, JobTicket, Work
 from .providers.base import MediaProvider, RenderCall
-from .routing import Router
+from .routing import WorkflowRouter
 from .store import ImageStore
 from .workflows import Workflow
 
@@ -50,15 +51,11 @@ class MediaService:
         self.providers = providers
         self.store = store
         self.runner = runner
-        self.router = Router(config.routing, workflows)
+        self.router = WorkflowRouter(config.routing, workflows)
 
-    def mode_for(self, header: str | None) -> Mode:
+    def mode_for(self, headers: Mapping[str, str]) -> Mode:
         """The service's mode, or the `X-Generator-Mode` header's when the YAML allows it."""
-        if header is None or not self.config.allow_mode_header:
-            return self.config.mode
-        if header not in ("mock", "live"):
-            raise InvalidRequest("X-Generator-Mode must be 'mock' or 'live'", details={"header": header})
-        return "mock" if header == "mock" else "live"
+        return requested_mode(headers, allowed=self.config.allow_mode_header) or self.config.mode
 
     def timeout_for(self, mode: Mode) -> float:
         """The mode's job timeout in seconds."""

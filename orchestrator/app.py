@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 import msgspec
-import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,92 +21,21 @@ from starlette.routing import Route
 
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig
-from orchestrator.deadline import run_deadline
 from orchestrator.flow import FLOW_NAME, P0ProductDetailFlow
+from orchestrator.metrics import FlowMetrics
 from orchestrator.openapi import orchestrator_openapi
-from orchestrator.runs import FileRunStore, RunStore, summary_of
+from orchestrator.runs import FileRunStore, RunRunner, RunStore, summary_of
 from service_common.auth import auth_middleware, key_hashes
 from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import FlowMetrics, instrument
+from service_common.metrics import instrument
 from service_common.openapi import openapi_route
-from shared_contracts.errors import ErrorBody, GatewayError, InvalidRequest, NotReady, UpstreamTimeout
-from shared_contracts.flows import RunDocument, RunList, RunRequest
+from shared_contracts.errors import GatewayError, InvalidRequest, NotReady
+from shared_contracts.flows import RunList, RunRequest
 
-__all__ = ["AppState", "RunRunner", "create_app"]
+__all__ = ["AppState", "create_app"]
 
 _decode_run_request = msgspec.json.Decoder(RunRequest)
-_log = structlog.get_logger(component="orchestrator")
-
-
-class RunRunner:
-    """Runs flows for the service, waited or in the background, saving the document as it grows."""
-
-    def __init__(self, flow: P0ProductDetailFlow, store: RunStore, *, metrics: FlowMetrics | None = None) -> None:
-        self.flow = flow
-        self.store = store
-        self.metrics = metrics
-        # Strong references: asyncio keeps only weak ones to tasks, and a collected task is a lost run.
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def run(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> RunDocument:
-        """Run to the end or `timeout_s`; whatever happens, the stored document ends `succeeded` or `failed`.
-
-        A run past its deadline is recorded failed and raises UpstreamTimeout (504) naming the run.
-        """
-        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
-        try:
-            with contextlib.nullcontext() if deadline is None else run_deadline(deadline):
-                async with asyncio.timeout_at(deadline):
-                    result = await self.flow.run(
-                        doc.product, request_id=request_id, on_update=self.store.save, document=doc
-                    )
-        except TimeoutError:
-            err = UpstreamTimeout(
-                f"the run did not finish within {timeout_s:g} s", details={"run_id": doc.run_id, "timeout_s": timeout_s}
-            )
-            await self._fail(doc, err.to_body(request_id))
-            raise err from None
-        except asyncio.CancelledError:
-            await self._fail(doc, ErrorBody(code="canceled", message="the orchestrator stopped before the run ended"))
-            raise
-        except Exception:  # the run's outermost handler: a bug must not leave the run "running" forever
-            _log.exception("run_crashed", run_id=doc.run_id)
-            await self._fail(doc, ErrorBody(code="internal_error", message="internal error", request_id=request_id))
-            return doc
-        if self.metrics is not None:
-            self.metrics.observe_run(result)
-        return result
-
-    async def _fail(self, doc: RunDocument, error: ErrorBody) -> None:
-        doc.status, doc.error = "failed", error
-        # Steps cut off mid-call failed with the run; those never started were skipped.
-        for role, record in doc.steps.items():
-            if record.status == "running":
-                doc.steps[role] = msgspec.structs.replace(record, status="failed", error=error)
-                doc.failed_step = doc.failed_step or role
-            elif record.status == "pending":
-                doc.steps[role] = msgspec.structs.replace(record, status="skipped")
-        await self.store.save(doc)
-
-    def start(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> None:
-        """Run in the background; `GET /api/v1/runs/{id}` shows the progress."""
-        task = asyncio.create_task(self._background(doc, request_id, timeout_s), name=f"run-{doc.run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _background(self, doc: RunDocument, request_id: str | None, timeout_s: float | None) -> None:
-        # The document already records a timeout; nobody waits for this task's answer.
-        with contextlib.suppress(UpstreamTimeout):
-            await self.run(doc, request_id, timeout_s=timeout_s)
-
-    async def close(self, *, grace_s: float = 0.0) -> None:
-        """Give background runs `grace_s` to finish, then cancel the rest (each records that it was stopped)."""
-        if self._tasks and grace_s > 0:
-            await asyncio.wait(list(self._tasks), timeout=grace_s)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class AppState(TypedDict):

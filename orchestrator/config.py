@@ -9,7 +9,7 @@ from typing import Annotated, Literal, get_args
 import msgspec
 
 from service_common.auth import AuthSettings
-from service_common.config import ConfigError, load_config
+from service_common.config import ConfigError, Section, load_config
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -29,11 +29,7 @@ Seconds = Annotated[float, msgspec.Meta(gt=0, le=3_600)]
 Side = Annotated[int, msgspec.Meta(ge=64, le=2048, multiple_of=8)]
 
 
-class _Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Base for config sections: a typo in the YAML is an error naming the key."""
-
-
-class GatewayClientConfig(_Config, frozen=True):
+class GatewayClientConfig(Section, frozen=True):
     """How to reach one gateway.
 
     `timeout_s` is the gateway's own mode timeout (it bounds every call it answers); the client waits that
@@ -56,7 +52,7 @@ class GatewayClientConfig(_Config, frozen=True):
         return f"GatewayClientConfig(base_url={self.base_url!r}, timeout_s={self.timeout_s!r}, api_key={shown})"
 
 
-class ImageSize(_Config, frozen=True):
+class ImageSize(Section, frozen=True):
     """Pixel size of the rendered image for one aspect the vision agent may choose."""
 
     width: Side
@@ -72,7 +68,7 @@ _DEFAULT_SIZES: dict[Aspect, ImageSize] = {
 }
 
 
-class FlowConfig(_Config, frozen=True):
+class FlowConfig(Section, frozen=True):
     """Knobs of the P0 flow."""
 
     image_sizes: dict[Aspect, ImageSize] = msgspec.field(default_factory=lambda: dict(_DEFAULT_SIZES))
@@ -80,7 +76,7 @@ class FlowConfig(_Config, frozen=True):
     quality: str | None = None
 
 
-class RunsConfig(_Config, frozen=True):
+class RunsConfig(Section, frozen=True):
     """Where run documents are kept."""
 
     dir: str = "./var/runs"
@@ -91,13 +87,13 @@ class RunsConfig(_Config, frozen=True):
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
 
 
-class ServerConfig(_Config, frozen=True):
+class ServerConfig(Section, frozen=True):
     """HTTP server limits."""
 
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=10_000_000)] = 65_536
 
 
-class OrchestratorConfig(_Config, frozen=True):
+class OrchestratorConfig(Section, frozen=True):
     """The whole `config/orchestrator.yaml`."""
 
     llm_gateway: GatewayClientConfig
@@ -109,10 +105,13 @@ class OrchestratorConfig(_Config, frozen=True):
     auth: AuthSettings = AuthSettings()
 
 
-def load_orchestrator_config(path: Path | str, environ: Mapping[str, str]) -> OrchestratorConfig:
+def load_orchestrator_config(path: Path, environ: Mapping[str, str]) -> OrchestratorConfig:
     """Read `path` with `${VAR:-default}` expanded from `environ`; problems raise ConfigError naming the key."""
-    config = load_config(Path(path), OrchestratorConfig, environ)
+    return load_config(path, OrchestratorConfig, environ, check=_check_sizes)
+
+
+def _check_sizes(config: OrchestratorConfig) -> OrchestratorConfig:
     missing = set(get_args(Aspect)) - set(config.flow.image_sizes)
     if missing:
-        raise ConfigError(f"{path}: flow.image_sizes: missing {', '.join(sorted(missing))}")
+        raise ConfigError(f"flow.image_sizes: missing {', '.join(sorted(missing))}")
     return config

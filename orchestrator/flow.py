@@ -25,7 +25,7 @@ from orchestrator.agents import (
 )
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import FlowConfig
-from orchestrator.runs import new_run_id
+from orchestrator.runs.store import new_run_id
 from shared_contracts.errors import ErrorBody, GatewayError
 from shared_contracts.flows import MediaCall, Product, RunDocument, RunMode, StepRecord
 
@@ -126,10 +126,15 @@ class P0ProductDetailFlow:
         request_id: str | None = None,
         on_update: OnUpdate | None = None,
         document: RunDocument | None = None,
+        deadline: float | None = None,
     ) -> RunDocument:
-        """Run the flow to its end; gateway errors end up in the document, never raised."""
+        """Run the flow to its end; gateway errors end up in the document, never raised.
+
+        `deadline` (a `loop.time()`) bounds every gateway call of the run; without it each call has the
+        clients' own bound.
+        """
         doc = document or self.new_document(product, run_id=run_id)
-        state = _RunState(doc, request_id or doc.run_id, on_update)
+        state = _RunState(doc, request_id or doc.run_id, on_update, deadline)
         await state.publish()
         started = time.monotonic()
         outputs: dict[str, AgentOutput] = {}
@@ -164,10 +169,11 @@ class P0ProductDetailFlow:
 class _RunState:
     """One run's mutable bookkeeping: the document, the modes seen, serialised publishing."""
 
-    def __init__(self, doc: RunDocument, request_id: str, on_update: OnUpdate | None) -> None:
+    def __init__(self, doc: RunDocument, request_id: str, on_update: OnUpdate | None, deadline: float | None) -> None:
         self.doc = doc
         self.request_id = request_id
         self.on_update = on_update
+        self.deadline = deadline
         self.modes: set[str] = set()
         # Copywriter and vision finish concurrently; their snapshots must not be written out of order.
         self._lock = asyncio.Lock()
@@ -189,7 +195,7 @@ class _RunState:
         self.doc.steps[role] = record
         started = time.monotonic()
         try:
-            result = await agent.run(inputs, request_id=self.request_id)
+            result = await agent.run(inputs, request_id=self.request_id, deadline=self.deadline)
         except GatewayError as err:
             self.doc.steps[role] = msgspec.structs.replace(
                 record,

@@ -11,7 +11,9 @@ __all__ = ["orchestrator_openapi"]
 
 _OBJECT: dict[str, Any] = {"type": "object"}
 _STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
-_LIMIT = HeaderParam("limit", "How many recent runs (1 to runs.recent_limit).", {"type": "string", "pattern": "^[0-9]+$"})
+_LIMIT = HeaderParam(
+    "limit", "How many recent runs (1 to runs.recent_limit).", {"type": "string", "pattern": "^[0-9]+$"}
+)
 
 
 def _operations(flow: str) -> list[Operation]:

@@ -78,7 +78,9 @@ def bearer_header(key: str | None) -> dict[str, str]:
 class ApiKeyMiddleware:
     """Pure ASGI: HTTP requests outside `open_paths` need a Bearer key whose sha256 is configured."""
 
-    def __init__(self, app: ASGIApp, *, hashes: frozenset[bytes], open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hashes: frozenset[bytes], open_paths: Iterable[str] = DEFAULT_OPEN_PATHS
+    ) -> None:
         if not hashes:
             raise ValueError("ApiKeyMiddleware needs at least one key hash; without keys do not install it")
         self.app = app

@@ -1,9 +1,9 @@
 """Backpressure per upstream: at most `max_in_flight` calls at once, at most `max_queue` waiting for a slot.
 
 When the queue is full the caller gets 429 `overloaded` with `Retry-After` at once, instead of a pile of
-requests that swamps a desktop Ollama or ComfyUI. A waiter gives up at its own deadline.
+requests that swamps a desktop model server or image backend. A waiter gives up at its own deadline.
 
-    limiter = Limiter("ollama", LimiterSettings(max_in_flight=2, max_queue=16))
+    limiter = Limiter("local-llm", LimiterSettings(max_in_flight=2, max_queue=16))
     async with limiter.slot(deadline):
         await call_upstream()
 """

@@ -7,7 +7,7 @@ While open, `allow()` is False, so callers skip the upstream at once (an LLM rou
 fallbacks) instead of waiting on it. Half-open lets exactly one probe through at a time. The clock is
 injected, so tests move time by hand instead of sleeping.
 
-    breaker = CircuitBreaker("ollama", BreakerSettings(failure_threshold=5, open_seconds=30))
+    breaker = CircuitBreaker("local-llm", BreakerSettings(failure_threshold=5, open_seconds=30))
     if not breaker.allow():
         raise ProviderUnavailable(...)
     try:

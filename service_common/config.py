@@ -1,13 +1,14 @@
 """YAML loading shared by the three services: `${VAR:-default}` expansion, then a typed, frozen convert.
 
-Only this module reads the environment for configuration; everything below gets plain values.
+Only this module reads the environment for configuration; everything below gets plain values. Every
+service's config is a tree of `Section`s loaded by `load_config(path, Type, environ, check=...)`.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,16 +16,23 @@ import msgspec
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-__all__ = ["ConfigError", "convert_section", "expand_env", "load_config", "read_yaml"]
+__all__ = ["CONFIG_DIR_VAR", "ConfigError", "Section", "convert_section", "expand_env", "load_config", "read_yaml"]
 
 T = TypeVar("T")
+
+# `${CONFIG_DIR}` in a YAML file is the folder that holds it, so relative data paths need no cwd.
+CONFIG_DIR_VAR = "CONFIG_DIR"
 
 # ${NAME}, ${NAME:-default}; the default may be empty and may not contain '}'.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
-    """A configuration problem, with the YAML path that holds it: `providers.ollama.base_url: ...`."""
+    """A configuration problem, with the YAML path that holds it: `providers.local.base_url: ...`."""
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of every YAML section of every service: a typo is a start-up error naming its path."""
 
 
 def expand_env(text: str, environ: Mapping[str, str]) -> str:
@@ -64,13 +72,19 @@ def convert_section(raw: Any, type_: type[T], *, path: str) -> T:
         raise ConfigError(_with_path(path, str(exc))) from exc
 
 
-def load_config(path: Path, type_: type[T], environ: Mapping[str, str]) -> T:
-    """Read, expand and convert a whole service config file."""
-    raw = read_yaml(path, environ)
-    if raw is None:
-        raw = {}
+def load_config(
+    path: Path, type_: type[T], environ: Mapping[str, str], *, check: Callable[[T], T] | None = None
+) -> T:
+    """Read, expand (`${CONFIG_DIR}` included) and convert a whole service config file.
+
+    `check` validates what a schema cannot (references between sections) and may fill in derived values;
+    its ConfigError, like the schema's, is prefixed with the file.
+    """
+    env = {**environ, CONFIG_DIR_VAR: str(path.resolve().parent)}
+    raw = read_yaml(path, env)
     try:
-        return convert_section(raw, type_, path="")
+        config = convert_section({} if raw is None else raw, type_, path="")
+        return check(config) if check is not None else config
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 

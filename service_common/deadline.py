@@ -2,7 +2,8 @@
 
 Each service has its own configured deadline per call; a caller that has less time left says so with
 the header, and the service uses the smaller of the two. A service calling the next one sends what is
-left of its own deadline (`outbound_timeout_header`), so no layer waits longer than its caller.
+left of its own deadline (`timeout_header_value`, sent by `service_common.client`), so no layer waits
+longer than its caller.
 
     timeout = effective_timeout(route_timeout, request_timeout(request.headers))
 """
@@ -19,10 +20,10 @@ __all__ = [
     "MAX_REQUEST_TIMEOUT",
     "TIMEOUT_HEADER",
     "effective_timeout",
-    "outbound_timeout_header",
     "parse_request_timeout",
     "request_timeout",
     "seconds_left",
+    "timeout_header_value",
 ]
 
 TIMEOUT_HEADER = "x-request-timeout"
@@ -67,10 +68,10 @@ def seconds_left(deadline: float) -> float:
     return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
-def outbound_timeout_header(deadline: float) -> dict[str, str]:
-    """`{"x-request-timeout": "<seconds left>"}` for a call to the next service; rounded down to milliseconds."""
+def timeout_header_value(deadline: float) -> str:
+    """The `X-Request-Timeout` value for a call to the next service: seconds left, rounded down to milliseconds."""
     left = math.floor(seconds_left(deadline) * 1000) / 1000
-    return {TIMEOUT_HEADER: f"{max(left, 0.001):.3f}"}
+    return f"{max(left, 0.001):.3f}"
 
 
 def _invalid(value: str, why: str) -> InvalidRequest:

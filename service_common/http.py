@@ -16,6 +16,7 @@ from shared_contracts.errors import (
     ErrorEnvelope,
     GatewayError,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
 )
@@ -25,7 +26,6 @@ from .logging import bind_log_context, reset_log_context
 from .tracing import parse_traceparent
 
 __all__ = [
-    "REQUEST_ID_HEADER",
     "MsgspecResponse",
     "RequestIdMiddleware",
     "decode_body",
@@ -35,7 +35,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-REQUEST_ID_HEADER = "x-request-id"
 _encoder = msgspec.json.Encoder()
 _log = structlog.get_logger(component="http")
 
@@ -136,23 +135,18 @@ async def _on_gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    codes = {404: NotFound.code, 405: InvalidRequest.code}
-    _note_error_code(request, codes.get(exc.status_code, GatewayError.code))
     err: GatewayError
     if exc.status_code == 404:
         err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
     elif exc.status_code == 405:
-        err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}")
-        response = error_response(err, request_id_of(request))
-        response.status_code = 405
-        response.headers.update(exc.headers or {})
-        return response
+        err = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
     else:
         err = GatewayError(str(exc.detail))
-        response = error_response(err, request_id_of(request))
-        response.status_code = exc.status_code
-        return response
-    return error_response(err, request_id_of(request))
+    _note_error_code(request, err.code)
+    response = error_response(err, request_id_of(request))
+    response.status_code = exc.status_code
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -171,7 +165,9 @@ async def read_body(request: Request, *, max_bytes: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}", details={"limit": max_bytes})
+        raise PayloadTooLarge(
+            f"body of {declared} bytes exceeds the limit of {max_bytes}", details={"limit": max_bytes}
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

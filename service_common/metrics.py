@@ -1,9 +1,10 @@
-"""Prometheus metrics for the three apps: one registry per app, a pure-ASGI middleware, `GET /metrics`.
+"""Prometheus metrics every service shares: one registry per app, a pure-ASGI middleware, `GET /metrics`.
 
 The middleware does the per-request work: a clock read, one in-flight inc/dec, and one cached
 counter + histogram child. Handlers add what only they know with `label_request(role=..., task=...,
 provider=..., model=...)`; the failed request's stable error code comes from the error handlers.
-Series of one service only (tokens, media jobs, flow steps) live in small subclasses.
+Series of one service only (tokens, media jobs, flow steps) live in that service's own `metrics.py`,
+as a subclass of `Metrics`.
 """
 
 from __future__ import annotations
@@ -24,17 +25,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared_contracts.errors import GatewayError
-from shared_contracts.flows import RunDocument
-from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse
-from shared_contracts.media import Job
 
 __all__ = [
     "LATENCY_BUCKETS",
-    "FlowMetrics",
-    "LLMMetrics",
-    "MediaMetrics",
     "Metrics",
     "MetricsMiddleware",
+    "ScrapedGauge",
+    "cached_child",
     "instrument",
     "label_request",
 ]
@@ -85,7 +82,7 @@ class Metrics:
             ("upstream", "model", "outcome"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        self._upstream_children: dict[tuple[str, str, str], Any] = {}
+        self._upstream_children: dict[tuple[str, ...], Any] = {}
 
     def observe_request(self, labels: tuple[str, ...], seconds: float) -> None:
         """Count one request and its latency; `labels` follows REQUEST_LABELS."""
@@ -102,153 +99,50 @@ class Metrics:
 
     def observe_upstream(self, upstream: str, model: str, outcome: str, seconds: float) -> None:
         """One call to an upstream and how it ended (`ok` or the error code)."""
-        _child(self._upstream_children, self.upstream_latency, (upstream, model, outcome)).observe(seconds)
+        cached_child(self._upstream_children, self.upstream_latency, (upstream, model, outcome)).observe(seconds)
+
+    def track(self, name: str, documentation: str, labels: tuple[str, ...], read: ReadGauge) -> ScrapedGauge:
+        """Report `read()` ({label values: value}) as gauge `name` whenever the registry is scraped."""
+        gauge = ScrapedGauge(name, documentation, labels, read)
+        self.registry.register(gauge)
+        return gauge
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
 
 
-def _child(cache: dict[tuple[str, str, str], Any], metric: Counter | Histogram, labels: tuple[str, str, str]) -> Any:
-    # `.labels()` locks and validates on every call; a child once made is reused. The cache stops growing
-    # at the series cap (labels here come from config and the error tree, so it is never reached in practice).
+ReadGauge = Callable[[], Mapping[tuple[str, ...], float]]
+
+
+class ScrapedGauge(Collector):
+    """A gauge computed when the registry is scraped, so the request path pays nothing for it.
+
+    `read` may be replaced (an app whose lifespan runs again has a new source).
+    """
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...], read: ReadGauge) -> None:
+        self.name, self.documentation, self.labels, self.read = name, documentation, labels, read
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, value in sorted(self.read().items()):
+            family.add_metric(values, value)
+        yield family
+
+
+def cached_child(cache: dict[tuple[str, ...], Any], metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+    """`metric.labels(*labels)`, made once and reused.
+
+    `.labels()` locks and validates on every call. The cache stops growing at the series cap (labels
+    here come from config and the error tree, so it is never reached in practice).
+    """
     child = cache.get(labels)
     if child is None:
         child = metric.labels(*labels)
         if len(cache) < _MAX_REQUEST_SERIES:
             cache[labels] = child
     return child
-
-
-class LLMMetrics(Metrics):
-    """LLM Gateway: tokens in and out per provider and model, and every attempt as an upstream call."""
-
-    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry=registry)
-        self.tokens = Counter(
-            "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
-            ("provider", "model", "direction"), registry=self.registry,
-        )
-        self._token_children: dict[tuple[str, str, str], Any] = {}
-
-    def count_tokens(self, provider: str, model: str, *, input_tokens: int, output_tokens: int) -> None:
-        """Add one answer's usage."""
-        _child(self._token_children, self.tokens, (provider, model, "in")).inc(input_tokens)
-        _child(self._token_children, self.tokens, (provider, model, "out")).inc(output_tokens)
-
-    def observe_generation(
-        self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None
-    ) -> None:
-        """Label the current request by route and answer, count tokens, and time each attempt upstream."""
-        role, task = (request.role, request.task) if request is not None else ("", "")
-        if response is not None:
-            label_request(role=role, task=task, provider=response.provider, model=response.model)
-            self.count_tokens(response.provider, response.model, input_tokens=response.usage.input_tokens,
-                              output_tokens=response.usage.output_tokens)
-            attempts: Iterable[Any] = response.attempts
-        else:
-            attempts = (error.details.get("attempts") or []) if error is not None else []
-            last = attempts[-1] if attempts else None
-            label_request(role=role, task=task, provider=getattr(last, "provider", ""),
-                          model=getattr(last, "model", ""), outcome=error.code if error is not None else None)
-        for attempt in attempts:
-            if isinstance(attempt, Attempt):
-                self.observe_upstream(attempt.provider, attempt.model, attempt.outcome, attempt.latency_ms / 1000)
-
-    def track_breakers(self, read: Callable[[], Mapping[str, str]]) -> None:
-        """Report `read()` ({provider: breaker state}) as `pdp_breaker_state` whenever the registry is scraped."""
-        self.registry.register(_BreakerCollector(read))
-
-
-_BREAKER_STATES = ("closed", "half_open", "open")
-
-
-class _BreakerCollector(Collector):
-    """`pdp_breaker_state`: one series per provider and state, 1 for the state it is in now."""
-
-    def __init__(self, read: Callable[[], Mapping[str, str]]) -> None:
-        self.read = read
-
-    def collect(self) -> Iterable[Metric]:
-        family = GaugeMetricFamily(
-            "pdp_breaker_state", "Circuit breaker per provider: 1 on its current state (closed, half_open, open).",
-            labels=("provider", "state"),
-        )
-        for provider, current in sorted(self.read().items()):
-            for state in _BREAKER_STATES:
-                family.add_metric((provider, state), 1.0 if state == current else 0.0)
-        yield family
-
-
-class _QueueCollector(Collector):
-    """`pdp_media_queue_depth`, computed when scraped so the job path pays nothing for it."""
-
-    def __init__(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
-        self.read = read
-
-    def collect(self) -> Iterable[Metric]:
-        family = GaugeMetricFamily(
-            "pdp_media_queue_depth", "Image jobs queued or running, per provider.", labels=("provider", "state")
-        )
-        for (provider, state), value in sorted(self.read().items()):
-            family.add_metric((provider, state), value)
-        yield family
-
-
-class MediaMetrics(Metrics):
-    """Media Gateway: job durations by final status, and the queue depth read at scrape time."""
-
-    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry=registry)
-        self.job_duration = Histogram(
-            "pdp_media_job_duration_seconds", "Image jobs from creation to their final status.",
-            ("provider", "workflow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
-        self._queue: _QueueCollector | None = None
-
-    def observe_job(self, job: Job) -> None:
-        """A job reached its final status; its own `latency_ms` is the duration."""
-        self.job_duration.labels(job.provider, job.workflow, job.status).observe((job.latency_ms or 0.0) / 1000)
-
-    def track_queue(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
-        """Report `read()` ({(provider, state): count}) as the queue depth whenever the registry is scraped.
-
-        A later call replaces the source (an app whose lifespan runs again gets a new job runner).
-        """
-        if self._queue is None:
-            self._queue = _QueueCollector(read)
-            self.registry.register(self._queue)
-        else:
-            self._queue.read = read
-
-
-class FlowMetrics(Metrics):
-    """Orchestrator: flow runs and each agent step, by final status."""
-
-    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry=registry)
-        self.step_duration = Histogram(
-            "pdp_flow_step_duration_seconds", "One agent step of a flow, by role and final status.",
-            ("flow", "role", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
-        self.run_duration = Histogram(
-            "pdp_flow_run_duration_seconds", "A whole flow run, by final status.",
-            ("flow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
-
-    def observe_run(self, doc: RunDocument) -> None:
-        """A run ended: its duration, and each step that ran, with the gateway call it made."""
-        self.run_duration.labels(doc.flow, doc.status).observe((doc.duration_ms or 0.0) / 1000)
-        for role, step in doc.steps.items():
-            if step.latency_ms is None:
-                continue
-            self.step_duration.labels(doc.flow, role, step.status).observe(step.latency_ms / 1000)
-            outcome = "ok" if step.error is None else step.error.code
-            # A step is one LLM Gateway call, then (vision) one waited Media Gateway job: split it so.
-            media_ms = (step.media.latency_ms or 0.0) if step.media is not None else 0.0
-            if step.media is not None:
-                self.observe_upstream("media_gateway", step.media.workflow, outcome, media_ms / 1000)
-            self.observe_upstream("llm_gateway", step.model or "", outcome, max(0.0, step.latency_ms - media_ms) / 1000)
 
 
 class MetricsMiddleware:

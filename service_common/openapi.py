@@ -144,12 +144,23 @@ def _operation(op: Operation, by_type: Mapping[str, Any], envelope: Any, *, auth
                 for name in _PATH_PARAM.findall(op.path)
             ),
             *(
-                {"name": q.name, "in": "query", "required": False, "description": q.description, "schema": dict(q.schema)}
+                {
+                    "name": q.name,
+                    "in": "query",
+                    "required": False,
+                    "description": q.description,
+                    "schema": dict(q.schema),
+                }
                 for q in op.query
             ),
             *(
-                {"name": h.name, "in": "header", "required": False, "description": h.description,
-                 "schema": dict(h.schema)}
+                {
+                    "name": h.name,
+                    "in": "header",
+                    "required": False,
+                    "description": h.description,
+                    "schema": dict(h.schema),
+                }
                 for h in (REQUEST_ID, *op.headers)
             ),
         ],

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from ._base import Inbound, Outbound
 from .errors import ErrorBody, ErrorEnvelope, GatewayError
-from .flows import MediaCall, Product, RunDocument, RunList, RunMode, RunRequest, RunStatus, RunSummary, StepRecord, StepStatus
+from .flows import (
+    MediaCall,
+    Product,
+    RunDocument,
+    RunList,
+    RunMode,
+    RunRequest,
+    RunStatus,
+    RunSummary,
+    StepRecord,
+    StepStatus,
+)
 from .llm import Attempt, GenerateOptions, GenerateRequest, GenerateResponse, Message, Mode, StreamDelta, Usage
 from .media import ImageInfo, ImageRequest, Job, JobStatus
 

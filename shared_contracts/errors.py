@@ -5,6 +5,7 @@ GatewayError (internal_error 500)
  ├── Unauthorized (unauthorized 401)
  ├── NotFound (not_found 404)
  │    └── NoRoute (no_route 404)
+ ├── MethodNotAllowed (method_not_allowed 405)
  ├── Conflict (conflict 409)
  ├── PayloadTooLarge (payload_too_large 413)
  ├── InvalidOutput (invalid_output 422)
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidOutput",
     "InvalidRequest",
     "InvalidWorkflow",
+    "MethodNotAllowed",
     "NoRoute",
     "NotFound",
     "NotReady",
@@ -120,6 +122,12 @@ class NoRoute(NotFound):
     """No routing rule matches the request's role, task and quality."""
 
     code, status = "no_route", 404
+
+
+class MethodNotAllowed(GatewayError):
+    """The path exists, but not for this method; the `Allow` header lists the ones it has."""
+
+    code, status = "method_not_allowed", 405
 
 
 class Conflict(GatewayError):

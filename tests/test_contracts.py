@@ -53,9 +53,20 @@ def test_generate_response_fields_are_always_present() -> None:
                                         "finish_reason", "usage", "latency_ms", "attempts"}
     assert fields(Usage) == {"input_tokens", "output_tokens"}
     assert fields(Attempt) == {"provider", "model", "outcome", "latency_ms", "error_code"}
-    response = GenerateResponse(id="1", role="r", task="t", mode="mock", provider="mock", model="m", text="x", json=None,
-                                finish_reason="stop", usage=Usage(input_tokens=1, output_tokens=1), latency_ms=1.0,
-                                attempts=[Attempt(provider="mock", model="m", outcome="ok", latency_ms=1.0)])
+    response = GenerateResponse(
+        id="1",
+        role="r",
+        task="t",
+        mode="mock",
+        provider="mock",
+        model="m",
+        text="x",
+        json=None,
+        finish_reason="stop",
+        usage=Usage(input_tokens=1, output_tokens=1),
+        latency_ms=1.0,
+        attempts=[Attempt(provider="mock", model="m", outcome="ok", latency_ms=1.0)],
+    )
     decoded = msgspec.json.decode(msgspec.json.encode(response))
     assert decoded["json"] is None and decoded["attempts"][0]["error_code"] is None
 

@@ -12,19 +12,19 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from service_common.cloud_errors import anthropic_error
-from service_common.upstream import merge_extra
+from service_common.providers import KeyedProvider, KeyedSettings
+from service_common.providers.bodies import merge_extra
+from service_common.providers.cloud_errors import anthropic_error
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
-from ._cloud import CloudProvider, CloudSettings
-from .base import Delta, ProviderCall, ProviderResult
+from .base import Delta, Provider, ProviderCall, ProviderResult
 
 __all__ = ["AnthropicProvider", "AnthropicSettings"]
 
 _TOOL = "respond"
 
 
-class AnthropicSettings(CloudSettings, kw_only=True, frozen=True):
+class AnthropicSettings(KeyedSettings, kw_only=True, frozen=True):
     """YAML section of an Anthropic provider."""
 
     base_url: str = "https://api.anthropic.com"
@@ -72,7 +72,7 @@ _encode = msgspec.json.Encoder()
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "stop", "max_tokens": "length"}
 
 
-class AnthropicProvider(CloudProvider):
+class AnthropicProvider(KeyedProvider, Provider):
     """Claude through the Messages API, streamed as Server-Sent Events."""
 
     Settings = AnthropicSettings
@@ -123,7 +123,7 @@ class AnthropicProvider(CloudProvider):
         yield self._result("".join(pieces), stop_reason, input_tokens, output_tokens)
 
     async def health(self, *, deadline: float) -> None:
-        await self.client.get(f"{self.base_url}/v1/models?limit=1", deadline=deadline)
+        await self.client.call("GET", f"{self.base_url}/v1/models?limit=1", deadline=deadline)
 
     @property
     def _url(self) -> str:

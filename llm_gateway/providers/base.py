@@ -14,13 +14,10 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from service_common.providers import ProviderSettings
 from shared_contracts.llm import GenerateOptions, Message
 
 __all__ = ["Delta", "Provider", "ProviderCall", "ProviderResult", "ProviderSettings"]
-
-
-class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of each provider's YAML section (minus `class`); a typo in YAML is a start-up error."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,24 +11,24 @@ from typing import Any, Literal
 
 import msgspec
 
-from service_common.cloud_errors import gemini_error
-from service_common.gemini_wire import (
+from service_common.providers import KeyedProvider, KeyedSettings
+from service_common.providers.bodies import merge_extra
+from service_common.providers.cloud_errors import gemini_error
+from service_common.providers.gemini_wire import (
     BLOCKED_FINISH_REASONS,
     Candidate,
     GenerateContentResponse,
     UsageMetadata,
     decode_response,
 )
-from service_common.upstream import merge_extra
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
-from ._cloud import CloudProvider, CloudSettings
-from .base import Delta, ProviderCall, ProviderResult
+from .base import Delta, Provider, ProviderCall, ProviderResult
 
 __all__ = ["GeminiProvider", "GeminiSettings"]
 
 
-class GeminiSettings(CloudSettings, kw_only=True, frozen=True):
+class GeminiSettings(KeyedSettings, kw_only=True, frozen=True):
     """YAML section of a Gemini provider."""
 
     base_url: str = "https://generativelanguage.googleapis.com"
@@ -41,7 +41,7 @@ class GeminiSettings(CloudSettings, kw_only=True, frozen=True):
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 
-class GeminiProvider(CloudProvider):
+class GeminiProvider(KeyedProvider, Provider):
     """Gemini text generation with JSON-schema output and SSE streaming."""
 
     Settings = GeminiSettings
@@ -85,7 +85,9 @@ class GeminiProvider(CloudProvider):
         yield self._result("".join(pieces), finish, usage)
 
     async def health(self, *, deadline: float) -> None:
-        await self.client.get(f"{self.base_url}/{self.settings.api_version}/models?pageSize=1", deadline=deadline)
+        await self.client.call(
+            "GET", f"{self.base_url}/{self.settings.api_version}/models?pageSize=1", deadline=deadline
+        )
 
     def _url(self, call: ProviderCall, method: str) -> str:
         model = call.model.removeprefix("models/")

@@ -8,25 +8,24 @@ upstream_error, connection failure -> provider_unavailable, deadline -> upstream
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import aiohttp
 import msgspec
 
-from service_common.upstream import PooledSession, retry_after_seconds, upstream_call
+from service_common.client import HttpClient
+from service_common.retry import retry_after_seconds
 from shared_contracts.errors import (
+    GatewayError,
     RateLimited,
     UpstreamError,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnauthorized,
 )
 
 from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
 
-__all__ = ["OllamaProvider", "OllamaSettings"]
+__all__ = ["OllamaProvider", "OllamaSettings", "ollama_error"]
 
 
 class OllamaSettings(ProviderSettings, frozen=True):
@@ -76,14 +75,30 @@ class _ErrorBody(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
-_JSON_HEADERS = {"content-type": "application/json"}
 # Provider-neutral option -> Ollama option.
 _OPTION_NAMES = (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"),
                  ("max_tokens", "num_predict"))
 
 
+def ollama_error(name: str, status: int, raw: bytes, headers: Mapping[str, str]) -> GatewayError:
+    """`{"error": "..."}` with an error status: 404 is how Ollama says the model is not pulled."""
+    try:
+        message = _decode_error(raw).error or ""
+    except msgspec.DecodeError:
+        message = raw[:200].decode(errors="replace")
+    details = {"provider": name, "status": status, "upstream_error": message}
+    text = f"{name} answered {status}: {message}" if message else f"{name} answered {status}"
+    if status in (401, 403):
+        return UpstreamUnauthorized(text, details=details)
+    if status == 429:
+        return RateLimited(text, details=details, retry_after=retry_after_seconds(headers))
+    if 400 <= status < 500:
+        return UpstreamRejected(text, details=details)
+    return UpstreamError(text, details=details)
+
+
 class OllamaProvider(Provider):
-    """Real Ollama provider over one pooled aiohttp session."""
+    """Real Ollama provider over one pooled HttpClient."""
 
     Settings = OllamaSettings
 
@@ -92,24 +107,21 @@ class OllamaProvider(Provider):
         if not settings.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {settings.base_url!r}")
         self._settings = settings
-        self._chat_url = settings.base_url.rstrip("/") + "/api/chat"
-        self._version_url = settings.base_url.rstrip("/") + "/api/version"
-        self._headers = {**_JSON_HEADERS, **settings.headers}
-        # The caller's deadline (asyncio.timeout_at) bounds each call; connecting has its own cap.
-        self._pool = PooledSession(
-            name, max_connections=settings.max_connections, connect_timeout=settings.connect_timeout
+        # The caller's deadline bounds each call; connecting has its own cap.
+        self.client = HttpClient(
+            name,
+            base_url=settings.base_url,
+            headers=settings.headers,
+            on_error=ollama_error,
+            max_connections=settings.max_connections,
+            connect_timeout=settings.connect_timeout,
         )
 
     async def start(self) -> None:
-        await self._pool.start()
+        await self.client.start()
 
     async def close(self) -> None:
-        await self._pool.close()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session; `start()` must have run."""
-        return self._pool.session
+        await self.client.close()
 
     def _body(self, call: ProviderCall, *, stream: bool) -> bytes:
         options: dict[str, Any] = {}
@@ -135,66 +147,46 @@ class OllamaProvider(Provider):
         return _encode(body)
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
-        self._check_deadline(deadline, call)
-        async with upstream_call(self.name, deadline):
-            async with self.session.post(self._chat_url, data=self._body(call, stream=False), headers=self._headers) as resp:
-                raw = await resp.read()
-        if resp.status != 200:
-            self._raise_status(resp.status, raw, call.model, resp.headers)
-        chunk = self._parse(raw, call)
+        try:
+            reply = await self.client.call("POST", "/api/chat", body=self._body(call, stream=False), deadline=deadline)
+        except GatewayError as err:
+            # Errors name the model too: with fallbacks, several models of one provider may be tried.
+            err.details.setdefault("model", call.model)
+            raise
+        chunk = self._parse(reply.body, call)
         return _result(chunk, chunk.message.content if chunk.message else "")
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
-        # No yield happens inside a timeout block: a timeout must never fire while the consumer holds control.
-        self._check_deadline(deadline, call)
-        async with upstream_call(self.name, deadline):
-            resp = await self.session.post(self._chat_url, data=self._body(call, stream=True), headers=self._headers)
-            if resp.status != 200:
-                raw = await resp.read()
-                resp.release()
-                self._raise_status(resp.status, raw, call.model, resp.headers)
+        # No yield happens inside a read's deadline: a timeout must never fire while the consumer holds control.
         pieces: list[str] = []
         final: _Chunk | None = None
         try:
-            while final is None:
-                line = await self._read_line(resp, deadline, call)
-                if not line:
-                    raise UpstreamError(f"{self.name}: stream ended before its final line", details=self._where(call))
-                if not line.strip():
-                    continue
-                chunk = self._parse(line, call)
-                text = chunk.message.content if chunk.message else ""
-                if text:
-                    pieces.append(text)
-                    yield Delta(text)
-                if chunk.done:
-                    final = chunk
-        finally:
-            # An unfinished stream's connection cannot be reused, so it is closed rather than pooled.
-            if final is None:
-                resp.close()
-            else:
-                resp.release()
+            body = self._body(call, stream=True)
+            async with self.client.stream("POST", "/api/chat", body=body, deadline=deadline) as answer:
+                while final is None:
+                    line = await answer.readline()
+                    if not line:
+                        raise UpstreamError(
+                            f"{self.name}: stream ended before its final line", details=self._where(call)
+                        )
+                    if not line.strip():
+                        continue
+                    chunk = self._parse(line, call)
+                    text = chunk.message.content if chunk.message else ""
+                    if text:
+                        pieces.append(text)
+                        yield Delta(text)
+                    if chunk.done:
+                        final = chunk
+        except GatewayError as err:
+            err.details.setdefault("model", call.model)
+            raise
         yield _result(final, "".join(pieces))
 
-    async def _read_line(self, resp: aiohttp.ClientResponse, deadline: float, call: ProviderCall) -> bytes:
-        try:
-            async with upstream_call(self.name, deadline):
-                return await resp.content.readline()
-        except ValueError as exc:  # aiohttp's "line too long"
-            raise UpstreamError(f"{self.name}: malformed stream: {exc}", details=self._where(call)) from exc
-
     async def health(self, *, deadline: float) -> None:
-        async with upstream_call(self.name, deadline):
-            async with self.session.get(self._version_url, headers=self._settings.headers) as resp:
-                await resp.read()
-        if resp.status != 200:
-            raise UpstreamError(f"{self.name}: /api/version answered {resp.status}", details={"status": resp.status})
-
-    def _check_deadline(self, deadline: float, call: ProviderCall) -> None:
-        # A deadline already past would only be noticed at the first real wait; refuse before sending.
-        if asyncio.get_running_loop().time() >= deadline:
-            raise UpstreamTimeout(f"{self.name}: deadline passed before the call", details=self._where(call))
+        reply = await self.client.request("GET", "/api/version", deadline=deadline)
+        if reply.status != 200:
+            raise UpstreamError(f"{self.name}: /api/version answered {reply.status}", details={"status": reply.status})
 
     def _where(self, call: ProviderCall) -> dict[str, Any]:
         return {"provider": self.name, "model": call.model}
@@ -204,27 +196,13 @@ class OllamaProvider(Provider):
             chunk = _decode_chunk(raw)
         except msgspec.DecodeError as exc:
             raise UpstreamError(
-                f"{self.name}: malformed reply: {exc}", details={**self._where(call), "sample": raw[:200].decode(errors="replace")}
+                f"{self.name}: malformed reply: {exc}",
+                details={**self._where(call), "sample": raw[:200].decode(errors="replace")},
             ) from exc
         if chunk.error is not None:
-            raise UpstreamError(f"{self.name}: {chunk.error}", details={**self._where(call), "upstream_error": chunk.error})
+            details = {**self._where(call), "upstream_error": chunk.error}
+            raise UpstreamError(f"{self.name}: {chunk.error}", details=details)
         return chunk
-
-    def _raise_status(self, status: int, raw: bytes, model: str, headers: Mapping[str, str]) -> NoReturn:
-        try:
-            message = _decode_error(raw).error or ""
-        except msgspec.DecodeError:
-            message = raw[:200].decode(errors="replace")
-        details = {"provider": self.name, "model": model, "status": status, "upstream_error": message}
-        text = f"{self.name} answered {status}: {message}" if message else f"{self.name} answered {status}"
-        if status in (401, 403):
-            raise UpstreamUnauthorized(text, details=details)
-        if status == 429:
-            raise RateLimited(text, details=details, retry_after=retry_after_seconds(headers))
-        if 400 <= status < 500:
-            # 404 is how Ollama says the model is not pulled; the message names the model.
-            raise UpstreamRejected(text, details=details)
-        raise UpstreamError(text, details=details)
 
 
 def _result(chunk: _Chunk, text: str) -> ProviderResult:

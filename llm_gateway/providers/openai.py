@@ -12,17 +12,17 @@ from typing import Any, Literal
 
 import msgspec
 
-from service_common.cloud_errors import openai_error
-from service_common.upstream import merge_extra
+from service_common.providers import KeyedProvider, KeyedSettings
+from service_common.providers.bodies import merge_extra
+from service_common.providers.cloud_errors import openai_error
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
-from ._cloud import CloudProvider, CloudSettings
-from .base import Delta, ProviderCall, ProviderResult
+from .base import Delta, Provider, ProviderCall, ProviderResult
 
 __all__ = ["OpenAIProvider", "OpenAISettings", "strict_compatible"]
 
 
-class OpenAISettings(CloudSettings, kw_only=True, frozen=True):
+class OpenAISettings(KeyedSettings, kw_only=True, frozen=True):
     """YAML section of an OpenAI (or OpenAI-compatible) provider."""
 
     base_url: str = "https://api.openai.com"
@@ -88,7 +88,7 @@ _SHAPED = frozenset({"type", "$ref", "anyOf"})
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "stop"}
 
 
-class OpenAIProvider(CloudProvider):
+class OpenAIProvider(KeyedProvider, Provider):
     """Chat Completions with JSON Schema structured output and SSE streaming with usage."""
 
     Settings = OpenAISettings
@@ -151,7 +151,7 @@ class OpenAIProvider(CloudProvider):
         )
 
     async def health(self, *, deadline: float) -> None:
-        await self.client.get(f"{self.base_url}/v1/models", deadline=deadline)
+        await self.client.call("GET", f"{self.base_url}/v1/models", deadline=deadline)
 
     @property
     def _url(self) -> str:

@@ -1,8 +1,7 @@
-"""Media providers: one module each; `base` holds the interface, `loader` builds them from YAML."""
+"""Media providers: one module each; `base` holds the interface (`service_common.providers` builds them from YAML)."""
 
 from __future__ import annotations
 
 from .base import MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
-from .loader import load_providers
 
-__all__ = ["MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage", "load_providers"]
+__all__ = ["MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]

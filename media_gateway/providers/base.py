@@ -22,18 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import msgspec
-
+from service_common.providers import ProviderSettings
 from shared_contracts.errors import UpstreamError
 
 __all__ = ["Capacity", "MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]
 
 ProgressCallback = Callable[[Literal["queued", "running"], float], None]
 """`progress(status, fraction)`: report `queued` while waiting upstream, `running` with 0..1 as work advances."""
-
-
-class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of each provider's YAML section (minus `class`); a typo in YAML is a start-up error."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,17 +18,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import aiohttp
 import msgspec
 import structlog
 
+from service_common.client import HttpClient, Reply
 from shared_contracts.errors import (
     GatewayError,
     InvalidWorkflow,
     NotReady,
     ProviderUnavailable,
     UpstreamError,
-    UpstreamTimeout,
 )
 
 from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
@@ -68,42 +67,36 @@ class ComfyUIProvider(MediaProvider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        assert isinstance(settings, ComfyUISettings)
+        if not isinstance(settings, ComfyUISettings):
+            raise TypeError(f"{type(self).__name__} needs ComfyUISettings, got {type(settings).__name__}")
         self.cfg = settings
         self.base_url = settings.base_url.rstrip("/")
         self.client_id = uuid.uuid4().hex
         self._slots = asyncio.Semaphore(settings.max_in_flight)
-        self._session: aiohttp.ClientSession | None = None
-        self._socket: ComfyUISocket | None = None
+        # Every HTTP call sets its own deadline; the WebSocket on the same pool lives for hours.
+        self.client = HttpClient(name, base_url=self.base_url, connect_timeout=settings.connect_timeout_s)
+        self._socket = ComfyUISocket(
+            self.client,
+            f"{self.base_url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
+            reconnect_min_s=settings.reconnect_min_s,
+            reconnect_max_s=settings.reconnect_max_s,
+            handshake_timeout_s=settings.connect_timeout_s,
+        )
 
     async def start(self) -> None:
-        # No session-wide total: the socket lives for hours. Every HTTP call sets its own timeout.
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, connect=self.cfg.connect_timeout_s)
-        )
-        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
-        self._socket = ComfyUISocket(
-            self._session,
-            ws_url,
-            reconnect_min_s=self.cfg.reconnect_min_s,
-            reconnect_max_s=self.cfg.reconnect_max_s,
-            handshake_timeout_s=self.cfg.connect_timeout_s,
-        )
+        await self.client.start()
 
     async def close(self) -> None:
-        if self._socket is not None:
-            await self._socket.close()
-        if self._session is not None:
-            await self._session.close()
+        await self._socket.close()
+        await self.client.close()
 
     async def health(self, *, deadline: float) -> None:
-        timeout = max(0.1, deadline - asyncio.get_running_loop().time())
         try:
-            status, _, _ = await self._http("GET", "/system_stats", timeout=timeout)
+            reply = await self.client.request("GET", "/system_stats", deadline=deadline)
         except GatewayError as exc:
             raise NotReady(f"{self.name}: ComfyUI does not answer", details={"provider": self.name}) from exc
-        if status != 200:
-            raise NotReady(f"{self.name}: /system_stats answered {status}", details={"provider": self.name})
+        if reply.status != 200:
+            raise NotReady(f"{self.name}: /system_stats answered {reply.status}", details={"provider": self.name})
 
     def capacity(self) -> Capacity:
         return Capacity(max_jobs=self.cfg.max_in_flight + self.cfg.max_queue, retry_after_s=self.cfg.retry_after_s)
@@ -132,7 +125,9 @@ class ComfyUIProvider(MediaProvider):
 
     async def _connected(self, socket: ComfyUISocket) -> None:
         if not await socket.wait_connected(self.cfg.connect_timeout_s):
-            raise ProviderUnavailable(f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name})
+            raise ProviderUnavailable(
+                f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name}
+            )
 
     async def _outcome(
         self,
@@ -178,7 +173,7 @@ class ComfyUIProvider(MediaProvider):
         return [await self._download(ref) for ref in run.images]
 
     def _require_socket(self) -> ComfyUISocket:
-        if self._socket is None:
+        if not self.client.started:
             raise ProviderUnavailable(f"{self.name}: provider not started")
         return self._socket
 
@@ -195,17 +190,17 @@ class ComfyUIProvider(MediaProvider):
 
     async def _submit(self, graph: Mapping[str, Any]) -> str:
         payload = msgspec.json.encode({"prompt": graph, "client_id": self.client_id})
-        status, _, raw = await self._http("POST", "/prompt", body=payload)
-        if status == 200:
+        reply = await self._http("POST", "/prompt", body=payload)
+        if reply.status == 200:
             try:
-                return decode_accepted.decode(raw).prompt_id
+                return decode_accepted.decode(reply.body).prompt_id
             except msgspec.DecodeError as exc:
                 raise UpstreamError("ComfyUI accepted the prompt with an unreadable answer") from exc
-        if status == 400:
-            raise rejection(raw)
+        if reply.status == 400:
+            raise rejection(reply.body)
         raise UpstreamError(
-            f"ComfyUI answered {status} to POST /prompt",
-            details={"status": status, "body": raw[:300].decode("utf-8", "replace")},
+            f"ComfyUI answered {reply.status} to POST /prompt",
+            details={"status": reply.status, "body": reply.body[:300].decode("utf-8", "replace")},
         )
 
     async def _follow(self, run: PromptRun, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:
@@ -249,20 +244,20 @@ class ComfyUIProvider(MediaProvider):
         return True
 
     async def _history(self, prompt_id: str) -> HistoryEntry | None:
-        status, _, raw = await self._http("GET", f"/history/{prompt_id}")
-        if status != 200:
-            raise UpstreamError(f"ComfyUI answered {status} to GET /history", details={"status": status})
+        reply = await self._http("GET", f"/history/{prompt_id}")
+        if reply.status != 200:
+            raise UpstreamError(f"ComfyUI answered {reply.status} to GET /history", details={"status": reply.status})
         try:
-            return decode_history.decode(raw).get(prompt_id)
+            return decode_history.decode(reply.body).get(prompt_id)
         except msgspec.DecodeError as exc:
             raise UpstreamError("ComfyUI sent unreadable history") from exc
 
     async def _queue_position(self, prompt_id: str) -> Literal["running", "queued"] | None:
-        status, _, raw = await self._http("GET", "/queue")
-        if status != 200:
-            raise UpstreamError(f"ComfyUI answered {status} to GET /queue", details={"status": status})
+        reply = await self._http("GET", "/queue")
+        if reply.status != 200:
+            raise UpstreamError(f"ComfyUI answered {reply.status} to GET /queue", details={"status": reply.status})
         try:
-            queue = decode_queue.decode(raw)
+            queue = decode_queue.decode(reply.body)
         except msgspec.DecodeError as exc:
             raise UpstreamError("ComfyUI sent an unreadable queue") from exc
         # Queue items are [number, prompt_id, prompt, extra_data, outputs_to_execute, ...].
@@ -287,38 +282,17 @@ class ComfyUIProvider(MediaProvider):
 
     async def _download(self, ref: ImageRef) -> RenderedImage:
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
-        status, ctype, raw = await self._http("GET", "/view", params=params)
-        if status != 200 or not raw:
-            raise UpstreamError(f"ComfyUI /view answered {status} for an output image", details={"status": status})
-        mime = ctype if ctype.startswith("image/") else "image/png"
-        return RenderedImage(data=raw, mime_type=mime)
+        reply = await self._http("GET", "/view", params=params)
+        if reply.status != 200 or not reply.body:
+            raise UpstreamError(
+                f"ComfyUI /view answered {reply.status} for an output image", details={"status": reply.status}
+            )
+        mime = reply.content_type if reply.content_type.startswith("image/") else "image/png"
+        return RenderedImage(data=reply.body, mime_type=mime)
 
     async def _http(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> tuple[int, str, bytes]:
-        """One HTTP call with its own timeout; transport failures become gateway errors here."""
-        if self._session is None:
-            raise ProviderUnavailable(f"{self.name}: provider not started")
-        headers = {"content-type": "application/json"} if body is not None else None
-        try:
-            async with self._session.request(
-                method,
-                self.base_url + path,
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.cfg.request_timeout_s),
-            ) as resp:
-                return resp.status, resp.content_type, await resp.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.name}: {method} {path} got no answer in time") from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise ProviderUnavailable(f"{self.name}: cannot reach ComfyUI ({type(exc).__name__})") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.name}: {method} {path} failed ({type(exc).__name__})") from exc
+        self, method: str, path: str, *, body: bytes | None = None, params: Mapping[str, str] | None = None
+    ) -> Reply:
+        """One HTTP call bounded by `request_timeout_s`; any status is returned, transport failures raise."""
+        deadline = asyncio.get_running_loop().time() + self.cfg.request_timeout_s
+        return await self.client.request(method, path, body=body, params=params, deadline=deadline)

@@ -18,6 +18,9 @@ import aiohttp
 import msgspec
 import structlog
 
+from service_common.client import HttpClient
+from shared_contracts.errors import GatewayError
+
 __all__ = ["DISCONNECTED", "RECONNECTED", "ComfyUISocket", "Frame", "Marker"]
 
 _log = structlog.get_logger(component="comfyui.socket")
@@ -53,14 +56,14 @@ class ComfyUISocket:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: HttpClient,
         url: str,
         *,
         reconnect_min_s: float,
         reconnect_max_s: float,
         handshake_timeout_s: float = 10.0,
     ) -> None:
-        self._session = session
+        self._client = client
         self._url = url
         self._min, self._max = reconnect_min_s, reconnect_max_s
         self._handshake = handshake_timeout_s
@@ -126,12 +129,10 @@ class ComfyUISocket:
         delay = self._min
         while True:
             try:
-                # The session has no total timeout (the socket lives for hours), so a server that accepts the
-                # connection and never answers the upgrade would hold this loop for ever without this bound.
-                async with asyncio.timeout(self._handshake):
-                    ws = await self._session.ws_connect(
-                        self._url, heartbeat=20.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
-                    )
+                # A server that accepts the connection and never answers the upgrade would hold this loop for
+                # ever without this bound.
+                handshake_deadline = asyncio.get_running_loop().time() + self._handshake
+                ws = await self._client.websocket(self._url, deadline=handshake_deadline, heartbeat=20.0)
                 async with ws:
                     self.generation += 1
                     self.connected.set()
@@ -145,7 +146,7 @@ class ComfyUISocket:
                         elif message.type is aiohttp.WSMsgType.ERROR:
                             break
                         # BINARY frames are latent previews, never outputs.
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (GatewayError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 _log.warning("comfyui_socket_failed", error=type(exc).__name__, retry_in_s=delay)
             if self.connected.is_set():
                 self.connected.clear()

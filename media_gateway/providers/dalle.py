@@ -12,19 +12,20 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service_common.cloud_errors import openai_error
-from service_common.upstream import merge_extra
+from service_common.providers import KeyedProvider
+from service_common.providers.bodies import merge_extra
+from service_common.providers.cloud_errors import openai_error
 from shared_contracts.errors import UpstreamError
 
-from ._cloud import CloudImageProvider, CloudImageSettings, decode_image, prompt_text
-from .base import ProgressCallback, RenderCall, RenderedImage
+from ._images import ImageApiSettings, call_deadline, decode_image, prompt_text
+from .base import MediaProvider, ProgressCallback, RenderCall, RenderedImage
 
 __all__ = ["DalleProvider", "DalleSettings", "closest_size"]
 
 Size = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")]
 
 
-class DalleSettings(CloudImageSettings, kw_only=True, frozen=True):
+class DalleSettings(ImageApiSettings, kw_only=True, frozen=True):
     """YAML section of an OpenAI Images provider; `model` names the image model."""
 
     base_url: str = "https://api.openai.com"
@@ -61,7 +62,7 @@ def closest_size(width: int, height: int, sizes: list[str]) -> str:
     return min(sizes, key=distance)
 
 
-class DalleProvider(CloudImageProvider):
+class DalleProvider(KeyedProvider, MediaProvider):
     """Text-to-image through the OpenAI Images API."""
 
     Settings = DalleSettings
@@ -78,7 +79,7 @@ class DalleProvider(CloudImageProvider):
         while len(images) < count:
             n = min(count - len(images), self.settings.max_images_per_call)
             raw = await self.client.post_json(
-                f"{self.base_url}/v1/images/generations", self._body(call, n), deadline=self.call_deadline()
+                f"{self.base_url}/v1/images/generations", self._body(call, n), deadline=call_deadline(self.settings)
             )
             images.extend(self._images(raw))
             progress("running", min(1.0, len(images) / count))

@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service_common.cloud_errors import gemini_error
-from service_common.gemini_wire import BLOCKED_FINISH_REASONS, GenerateContentResponse, decode_response
-from service_common.upstream import merge_extra
+from service_common.providers import KeyedProvider
+from service_common.providers.bodies import merge_extra
+from service_common.providers.cloud_errors import gemini_error
+from service_common.providers.gemini_wire import BLOCKED_FINISH_REASONS, GenerateContentResponse, decode_response
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
-from ._cloud import CloudImageProvider, CloudImageSettings, decode_image, prompt_text
-from .base import ProgressCallback, RenderCall, RenderedImage
+from ._images import ImageApiSettings, call_deadline, decode_image, prompt_text
+from .base import MediaProvider, ProgressCallback, RenderCall, RenderedImage
 
 __all__ = ["NanoBananaProvider", "NanoBananaSettings", "closest_aspect_ratio"]
 
@@ -26,7 +27,7 @@ Ratio = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]?:[1-9][0-9]?$")]
 _RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 
 
-class NanoBananaSettings(CloudImageSettings, kw_only=True, frozen=True):
+class NanoBananaSettings(ImageApiSettings, kw_only=True, frozen=True):
     """YAML section of a Gemini image provider; `model` names the image model."""
 
     base_url: str = "https://generativelanguage.googleapis.com"
@@ -49,7 +50,7 @@ def closest_aspect_ratio(width: int, height: int, ratios: list[str]) -> str:
     return min(ratios, key=distance)
 
 
-class NanoBananaProvider(CloudImageProvider):
+class NanoBananaProvider(KeyedProvider, MediaProvider):
     """Text-to-image through Gemini's image models; one call per image."""
 
     Settings = NanoBananaSettings
@@ -67,7 +68,9 @@ class NanoBananaProvider(CloudImageProvider):
         images: list[RenderedImage] = []
         progress("running", 0.0)
         for index in range(count):
-            raw = await self.client.post_json(url, self._body(call, index, options), deadline=self.call_deadline())
+            raw = await self.client.post_json(
+                url, self._body(call, index, options), deadline=call_deadline(self.settings)
+            )
             # A call may return more than one image; the job wants `count` in all.
             images.extend(self._images(raw))
             progress("running", min(1.0, len(images) / count))
@@ -116,4 +119,6 @@ class NanoBananaProvider(CloudImageProvider):
             details.update(reason="blocked", block_reason=finish)
             return UpstreamRejected(f"{self.name}: no image, the answer was withheld ({finish})", details=details)
         details.update(reason="no_image", finish_reason=finish, text=text[:300])
-        return UpstreamRejected(f"{self.name}: the model answered without an image ({text[:80] or finish})", details=details)
+        return UpstreamRejected(
+            f"{self.name}: the model answered without an image ({text[:80] or finish})", details=details
+        )

@@ -148,14 +148,18 @@ class Agent(Generic[OutT]):
             metadata={"run_id": inputs.run_id} if inputs.run_id else None,
         )
 
-    async def generate(self, inputs: AgentInputs, *, request_id: str | None = None) -> Generated[OutT]:
-        """One LLM Gateway call for this agent; the answer is validated into `output_type`."""
+    async def generate(
+        self, inputs: AgentInputs, *, request_id: str | None = None, deadline: float | None = None
+    ) -> Generated[OutT]:
+        """One LLM Gateway call for this agent, ending by `deadline`; the answer is validated into `output_type`."""
         generated: Generated[OutT] = await self.llm.send(
-            self.request(inputs), output=self.output_type, request_id=request_id
+            self.request(inputs), output=self.output_type, request_id=request_id, deadline=deadline
         )
         return generated
 
-    async def run(self, inputs: AgentInputs, *, request_id: str | None = None) -> AgentResult[Any]:
-        """Run the step; agents that do more than one call (vision) override this."""
-        generated = await self.generate(inputs, request_id=request_id)
+    async def run(
+        self, inputs: AgentInputs, *, request_id: str | None = None, deadline: float | None = None
+    ) -> AgentResult[Any]:
+        """Run the step by `deadline` (a `loop.time()`, the run's); agents that do more than one call override this."""
+        generated = await self.generate(inputs, request_id=request_id, deadline=deadline)
         return AgentResult(output=generated.output, generated=generated)

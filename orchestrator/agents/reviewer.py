@@ -57,5 +57,7 @@ class ReviewerAgent(Agent[Review]):
         copy = self._earlier(inputs)["copywriter"]
         if not isinstance(copy, PageCopy):
             raise TypeError(f"reviewer agent: the copywriter output is {type(copy).__name__}, not PageCopy")
-        schema["$defs"]["ReviewIssue"]["properties"]["section_id"] = {"enum": list(dict.fromkeys(s.section_id for s in copy.sections))}
+        schema["$defs"]["ReviewIssue"]["properties"]["section_id"] = {
+            "enum": list(dict.fromkeys(s.section_id for s in copy.sections))
+        }
         return schema

@@ -65,9 +65,11 @@ class VisionGeneratorAgent(Agent[ImagePrompt]):
         self.image_sizes = dict(image_sizes)
         self.workflow = workflow
 
-    async def run(self, inputs: AgentInputs, *, request_id: str | None = None) -> AgentResult[VisionOutput]:
-        """Prompt, then render; either call's error propagates typed."""
-        generated = await self.generate(inputs, request_id=request_id)
+    async def run(
+        self, inputs: AgentInputs, *, request_id: str | None = None, deadline: float | None = None
+    ) -> AgentResult[VisionOutput]:
+        """Prompt, then render, both by `deadline`; either call's error propagates typed."""
+        generated = await self.generate(inputs, request_id=request_id, deadline=deadline)
         written = generated.output
         size = self.image_sizes[written.aspect]
         job = await self.media.generate_image(
@@ -80,6 +82,7 @@ class VisionGeneratorAgent(Agent[ImagePrompt]):
             workflow=self.workflow,
             metadata={"run_id": inputs.run_id} if inputs.run_id else None,
             request_id=request_id,
+            deadline=deadline,
         )
         output = VisionOutput(
             prompt=written.prompt,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from ._transport import Reply, Transport, parse_retry_after
+from ._gateway import GatewayClient
 from .llm import Generated, LLMGatewayClient, generate_request, response_schema
 from .media import MediaGatewayClient
 
 __all__ = [
+    "GatewayClient",
     "Generated",
     "LLMGatewayClient",
     "MediaGatewayClient",
-    "Reply",
-    "Transport",
     "generate_request",
-    "parse_retry_after",
     "response_schema",
 ]

@@ -96,29 +96,50 @@ class LLMGatewayClient(GatewayClient):
 
     @overload
     async def generate(
-        self, *, output: type[T], request_id: str | None = ..., **fields: Unpack[RequestFields]
+        self,
+        *,
+        output: type[T],
+        request_id: str | None = ...,
+        deadline: float | None = ...,
+        **fields: Unpack[RequestFields],
     ) -> Generated[T]: ...
 
     @overload
     async def generate(
-        self, *, output: Mapping[str, Any], request_id: str | None = ..., **fields: Unpack[RequestFields]
+        self,
+        *,
+        output: Mapping[str, Any],
+        request_id: str | None = ...,
+        deadline: float | None = ...,
+        **fields: Unpack[RequestFields],
     ) -> Generated[dict[str, Any]]: ...
 
     async def generate(
-        self, *, output: type[Any] | Mapping[str, Any], request_id: str | None = None, **fields: Unpack[RequestFields]
+        self,
+        *,
+        output: type[Any] | Mapping[str, Any],
+        request_id: str | None = None,
+        deadline: float | None = None,
+        **fields: Unpack[RequestFields],
     ) -> Generated[Any]:
         """Ask the gateway for a structured answer of shape `output` (a msgspec type or a JSON Schema).
 
         `fields` are the request's `role`, `task`, `messages` and optional `payload`, `options`, `quality`,
-        `metadata`.
+        `metadata`. `deadline` (a `loop.time()`) bounds the call, retries included.
         """
-        return await self.send(generate_request(output=output, **fields), output=output, request_id=request_id)
+        request = generate_request(output=output, **fields)
+        return await self.send(request, output=output, request_id=request_id, deadline=deadline)
 
     async def send(
-        self, request: GenerateRequest, *, output: type[Any] | Mapping[str, Any], request_id: str | None = None
+        self,
+        request: GenerateRequest,
+        *,
+        output: type[Any] | Mapping[str, Any],
+        request_id: str | None = None,
+        deadline: float | None = None,
     ) -> Generated[Any]:
         """Send a built request; the answer's `json` is validated into `output`."""
-        reply = await self.transport.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id)
+        reply = await self.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline)
         try:
             response = _decode_response.decode(reply.body)
         except msgspec.DecodeError as exc:
@@ -127,7 +148,8 @@ class LLMGatewayClient(GatewayClient):
                 details={"gateway": "llm", "error": str(exc)},
             ) from exc
         value = _validated(response, output, request.response_schema or response_schema(output))
-        return Generated(output=value, response=response, request=request, request_id=reply.request_id)
+        echoed = reply.headers.get("x-request-id") or request_id
+        return Generated(output=value, response=response, request=request, request_id=echoed)
 
 
 def _validated(response: GenerateResponse, output: type[Any] | Mapping[str, Any], schema: dict[str, Any]) -> Any:

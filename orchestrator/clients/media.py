@@ -38,6 +38,7 @@ class MediaGatewayClient(GatewayClient):
         params: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        deadline: float | None = None,
     ) -> Job:
         """Render and wait; a job that did not succeed raises its own error, typed."""
         request = ImageRequest(
@@ -54,7 +55,7 @@ class MediaGatewayClient(GatewayClient):
             wait=True,
             metadata=dict(metadata or {}),
         )
-        reply = await self.transport.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id)
+        reply = await self.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline)
         try:
             job = _decode_job.decode(reply.body)
         except msgspec.DecodeError as exc:

@@ -22,7 +22,9 @@ SERVICES: dict[str, tuple[str, int, str, str]] = {
 }
 
 # Read by Python itself or by the image/compose plumbing, not by our code.
-PLATFORM_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"})
+PLATFORM_ENV = frozenset(
+    {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
+)
 
 _YAML_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 _CODE_VAR = re.compile(

@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from orchestrator.processes import ServiceGroup, gateway_specs, orchestrator_spec
+from orchestrator.tools.processes import ServiceGroup, gateway_specs
+from tests.e2e.run_e2e import orchestrator_spec
 
 from .postman import PostmanRequest, extract, load_collection, requests_of, substitute, variables_of
 

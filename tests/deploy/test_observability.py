@@ -18,7 +18,7 @@ def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 
 def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
-    return sum(value for n, l, value in samples if n == name and labels.items() <= l.items())
+    return sum(value for n, found, value in samples if n == name and labels.items() <= found.items())
 
 
 async def _metrics(base: str) -> list[tuple[str, dict[str, str], float]]:
@@ -88,4 +88,6 @@ async def test_trace_and_request_id_reach_both_gateways_logs(services: Services)
     orch_lines = [json.loads(line) for line in services.logs["orch"].read_text().splitlines() if line.startswith("{")]
     orch_span = next(line["span_id"] for line in orch_lines if line.get("request_id") == "trace-check-1")
     llm_lines = [json.loads(line) for line in services.logs["llm"].read_text().splitlines() if line.startswith("{")]
-    assert {line.get("parent_span_id") for line in llm_lines if line.get("request_id") == "trace-check-1"} == {orch_span}
+    assert {line.get("parent_span_id") for line in llm_lines if line.get("request_id") == "trace-check-1"} == {
+        orch_span
+    }

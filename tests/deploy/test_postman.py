@@ -10,7 +10,6 @@ import pytest
 from starlette.routing import Route
 
 from ._layout import REPO
-
 from .postman import SCHEMA_V21, PostmanRequest, extract, load_collection, requests_of, used_variables, variables_of
 
 COLLECTION = load_collection()

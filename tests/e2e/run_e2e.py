@@ -24,16 +24,22 @@ import aiohttp
 import msgspec
 from PIL import Image
 
-from orchestrator.processes import REPO_ROOT, ServiceGroup, ServiceStartError, gateway_specs, orchestrator_spec
-from orchestrator.standalone import format_summary
+from orchestrator.tools.processes import REPO_ROOT, ServiceGroup, ServiceSpec, ServiceStartError, gateway_specs
+from orchestrator.tools.standalone import format_summary
 from shared_contracts.flows import RunDocument
 
-__all__ = ["E2EResult", "ROLES", "run_e2e"]
+__all__ = ["E2EResult", "ROLES", "orchestrator_spec", "run_e2e"]
 
 ROLES = ["brand", "brief", "strategist", "copywriter", "vision", "reviewer"]
 DEFAULT_PRODUCT = REPO_ROOT / "orchestrator" / "samples" / "ko_tumbler.json"
 RUNS_PATH = "/api/v1/flows/p0-product-detail/runs"
 _PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def orchestrator_spec(llm_url: str, media_url: str, env: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The orchestrator pointed at the two gateways."""
+    extra = {**(env or {}), "LLM_GATEWAY_URL": llm_url, "MEDIA_GATEWAY_URL": media_url}
+    return ServiceSpec("orchestrator", "orchestrator", REPO_ROOT / "config" / "orchestrator.yaml", extra)
 
 
 @dataclass

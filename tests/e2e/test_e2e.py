@@ -27,10 +27,9 @@ async def test_the_p0_flow_runs_through_three_service_processes(tmp_path: Path) 
 
 def test_the_p0_script_starts_the_gateways_itself_and_saves_the_run(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "GENERATOR_MODE": "mock", "MEDIA_STORE_DIR": str(tmp_path / "media")}
-    script = ROOT / "orchestrator" / "scripts" / "run_p0_product_detail_flow.py"
     product = ROOT / "orchestrator" / "samples" / "en_headphones.json"
     done = subprocess.run(
-        [sys.executable, str(script), "--product", str(product), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "orchestrator.tools.run_p0", "--product", str(product), "--out", str(tmp_path / "out")],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -128,4 +128,6 @@ class AsgiClient:
         self, path: str, *, json: Any = None, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> AsgiResponse:
         raw = body if body is not None else msgspec.json.encode(json)
-        return await self.request("POST", path, body=raw, headers={"content-type": "application/json", **(headers or {})})
+        return await self.request(
+            "POST", path, body=raw, headers={"content-type": "application/json", **(headers or {})}
+        )

@@ -15,7 +15,8 @@ It reproduces what was measured on a real server:
 Behaviour is chosen by markers in any string input of the graph (e.g. the positive prompt):
 `[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted, `[drop]` closes every socket
 mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
-`refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs, and the POST
+`refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs, and
+the POST
 answers only once the client has reconnected). Everything received is recorded for assertions.
 """
 

@@ -27,8 +27,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from llm_gateway.prose import Prose
-from llm_gateway.synth import synthesize
+from llm_gateway.providers.mock.prose import Prose
+from llm_gateway.providers.mock.synth import synthesize
 from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["Fault", "FakeOllama", "RecordedRequest"]
@@ -72,7 +72,12 @@ class FakeOllama(FakeServer):
                 "modified_at": "2025-01-10T12:00:00.000000000Z",
                 "size": 4_683_087_332,
                 "digest": f"{abs(hash(name)):064x}"[:64],
-                "details": {"format": "gguf", "family": "qwen2", "parameter_size": "7.6B", "quantization_level": "Q4_K_M"},
+                "details": {
+                    "format": "gguf",
+                    "family": "qwen2",
+                    "parameter_size": "7.6B",
+                    "quantization_level": "Q4_K_M",
+                },
             }
             for name in self.models
         ]
@@ -121,7 +126,12 @@ class FakeOllama(FakeServer):
                 malformed_line=b'{"model": "' + model.encode() + b'", "message": {oops\n',
             ):
                 return response
-            line = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": piece}, "done": False}
+            line = {
+                "model": model,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": piece},
+                "done": False,
+            }
             await response.write(_encode(line) + b"\n")
         final["message"] = {"role": "assistant", "content": ""}
         await response.write(_encode(final) + b"\n")
@@ -151,7 +161,11 @@ def _now() -> str:
 
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        body=_encode({"error": message}), status=status, content_type="application/json", charset="utf-8", headers=headers
+        body=_encode({"error": message}),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
     )
 
 

@@ -121,7 +121,9 @@ def _frame(payload: Any) -> bytes:
     return b"data: " + _encode(payload) + b"\n\n"
 
 
-def _error(status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.Response(body=_encode(body), status=status, content_type="application/json", headers=headers)

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from media_gateway.providers.comfyui_socket import ComfyUISocket
+from service_common.client import HttpClient
 from tests.fakes.comfyui import FakeComfyUI
 from tests.media_gateway.conftest import PRODUCT, SMOKE, Client, gateway_config, running_gateway
 
@@ -130,8 +129,10 @@ async def test_comfyui_that_accepts_and_stalls_is_504_within_the_deadline(tmp_pa
 async def test_a_stalled_websocket_handshake_is_given_up_and_retried() -> None:
     # Without a bound on the upgrade, one wedged handshake would hold the socket loop for good, and the
     # gateway would never reconnect after ComfyUI recovers.
-    async with _stalling_server() as stall, aiohttp.ClientSession() as session:
-        socket = ComfyUISocket(session, stall.url.replace("http", "ws", 1) + "/ws?clientId=t",
+    async with _stalling_server() as stall:
+        client = HttpClient("comfyui")
+        await client.start()
+        socket = ComfyUISocket(client, stall.url.replace("http", "ws", 1) + "/ws?clientId=t",
                                reconnect_min_s=0.01, reconnect_max_s=0.05, handshake_timeout_s=0.2)
         socket.ensure_started()
         try:
@@ -139,4 +140,5 @@ async def test_a_stalled_websocket_handshake_is_given_up_and_retried() -> None:
                 await stall.changed.wait_for(lambda: stall.accepted >= 3)
         finally:
             await socket.close()
+            await client.close()
         assert not socket.connected.is_set()

@@ -1,10 +1,10 @@
-"""A small run of tests/load/media_load.py inside `make test`: under ComfyUI faults nothing is lost or late."""
+"""A small run of bench/load/media_load.py inside `make test`: under ComfyUI faults nothing is lost or late."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.load.media_load import run_media_load
+from bench.load.media_load import run_media_load
 
 pytestmark = pytest.mark.slow
 

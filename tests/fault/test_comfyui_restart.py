@@ -14,7 +14,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from orchestrator.processes import REPO_ROOT
+from orchestrator.tools.processes import REPO_ROOT
 from tests.fakes.child import Child
 from tests.fakes.comfyui import FakeComfyUI
 from tests.media_gateway.conftest import GENERATE, PRODUCT, SMOKE
@@ -27,7 +27,10 @@ def _config_file(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO_ROOT / "config" / "workflows", folder / "workflows")
     text = (REPO_ROOT / "config" / "media_gateway.yaml").read_text("utf-8")
-    for old, new in (("shutdown_grace_s: 10", "shutdown_grace_s: 0.5"), ("poll_interval_s: 1.0", "poll_interval_s: 0.1")):
+    for old, new in (
+        ("shutdown_grace_s: 10", "shutdown_grace_s: 0.5"),
+        ("poll_interval_s: 1.0", "poll_interval_s: 0.1"),
+    ):
         assert old in text
         text = text.replace(old, new)
     path = folder / "media_gateway.yaml"

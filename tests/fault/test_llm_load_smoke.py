@@ -1,10 +1,10 @@
-"""A small run of the load test (tests/load/llm_load.py) inside `make test`: under mixed faults nothing is lost."""
+"""A small run of the load test (bench/load/llm_load.py) inside `make test`: under mixed faults nothing is lost."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.load.llm_load import run_load
+from bench.load.llm_load import run_load
 
 pytestmark = pytest.mark.slow
 

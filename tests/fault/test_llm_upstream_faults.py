@@ -32,7 +32,9 @@ from ._support import (
 pytestmark = pytest.mark.parametrize("kind", KINDS)
 
 
-async def test_refused_connection_is_provider_unavailable_then_the_fallback_answers(kind: Kind, refused_port: int) -> None:
+async def test_refused_connection_is_provider_unavailable_then_the_fallback_answers(
+    kind: Kind, refused_port: int
+) -> None:
     dead = section_for(kind, f"http://127.0.0.1:{refused_port}")
     async with upstream(kind) as backup:
         async with gateway(live_config({"dead": dead})) as client:

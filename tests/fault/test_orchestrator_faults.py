@@ -49,7 +49,9 @@ class FakeGateway:
         self.arrived.set()
         if self.behaviour == "stall":
             await asyncio.Event().wait()
-        envelope: dict[str, Any] = {"error": {"code": "provider_unavailable", "message": "busy", "details": {}, "request_id": None}}
+        envelope: dict[str, Any] = {
+            "error": {"code": "provider_unavailable", "message": "busy", "details": {}, "request_id": None}
+        }
         return web.json_response(envelope, status=503, headers={"retry-after": "30"})
 
 

@@ -12,7 +12,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from orchestrator.processes import REPO_ROOT
+from orchestrator.tools.processes import REPO_ROOT
 from tests.fakes.child import Child
 from tests.fault.test_orchestrator_faults import LLM_KEY, RUNS, fake_gateway
 from tests.orchestrator.answers import PRODUCT

@@ -92,7 +92,9 @@ class _Driver:
         self.loop.run_until_complete(self.client.__aenter__())
 
     def post(self, path: str, raw: bytes, headers: dict[str, str]) -> AsgiResponse:
-        return self.loop.run_until_complete(asyncio.wait_for(self.client.request("POST", path, body=raw, headers=headers), 20))
+        return self.loop.run_until_complete(
+            asyncio.wait_for(self.client.request("POST", path, body=raw, headers=headers), 20)
+        )
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.__aexit__(None, None, None))

@@ -23,7 +23,9 @@ from tests.fakes.asgi import AsgiClient, AsgiResponse
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATE = "/api/v1/media/image/generate"
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -43,14 +45,18 @@ image_bodies = st.fixed_dictionaries(
         "height": sides,
         "seed": st.integers(-5, 2**64) | json_values,
         "count": st.integers(-1, 6) | json_values,
-        "params": st.dictionaries(st.sampled_from(["steps", "cfg", "color", "checkpoint", "x"]), json_values,
-                                  max_size=3) | json_values,
+        "params": st.dictionaries(
+            st.sampled_from(["steps", "cfg", "color", "checkpoint", "x"]), json_values, max_size=3
+        )
+        | json_values,
         "wait": st.booleans() | json_values,
         "metadata": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3) | json_values,
         "unknown": json_values,
     },
 )
-raw_bodies = st.one_of(st.binary(max_size=64), json_values.map(msgspec.json.encode), image_bodies.map(msgspec.json.encode))
+raw_bodies = st.one_of(
+    st.binary(max_size=64), json_values.map(msgspec.json.encode), image_bodies.map(msgspec.json.encode)
+)
 headers = st.fixed_dictionaries(
     {}, optional={"x-request-timeout": st.text(max_size=8), "x-generator-mode": st.text(max_size=6),
                   "x-request-id": st.text(max_size=20), "content-type": st.sampled_from(["application/json", ""])},

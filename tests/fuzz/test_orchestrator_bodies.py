@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from orchestrator.app import create_app
 from orchestrator.config import load_orchestrator_config
-from orchestrator.processes import free_port
+from orchestrator.tools.processes import free_port
 from tests.orchestrator.answers import PRODUCT
 
 from .test_media_bodies import FUZZ, AppDriver, check_answer, json_values
@@ -31,7 +31,9 @@ products = st.fixed_dictionaries(
 )
 run_bodies = st.fixed_dictionaries({}, optional={"product": products | json_values, "wait": st.booleans() | json_values,
                                                  "unknown": json_values})
-raw_bodies = st.one_of(st.binary(max_size=64), json_values.map(msgspec.json.encode), run_bodies.map(msgspec.json.encode))
+raw_bodies = st.one_of(
+    st.binary(max_size=64), json_values.map(msgspec.json.encode), run_bodies.map(msgspec.json.encode)
+)
 timeouts = st.fixed_dictionaries({}, optional={"x-request-timeout": st.text(max_size=8)}).map(
     lambda h: {k: v for k, v in h.items() if v.isascii() and v.isprintable()}
 )

@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.app import create_app
 from orchestrator.config import load_orchestrator_config
-from orchestrator.processes import free_port
+from orchestrator.tools.processes import free_port
 
 from ._schemathesis import check_every_operation, serve_in_thread
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from llm_gateway.app import create_app
-from llm_gateway.config import GatewayConfig
+from llm_gateway.config import GatewayConfig, load_gateway_config
 from tests.fakes.asgi import AsgiClient, AsgiResponse, sse_events
-from tests.fakes.ollama import Fault, FakeOllama
+from tests.fakes.ollama import FakeOllama, Fault
 
 from ._support import make_config
 
@@ -93,7 +94,7 @@ async def test_wrong_method_and_unknown_path() -> None:
     async with client(make_config(mode="mock")) as app:
         wrong = await app.get(GENERATE)
         missing = await app.get("/api/v1/llm/nothing")
-    assert wrong.status == 405 and error_of(wrong)["code"] == "invalid_request"
+    assert wrong.status == 405 and error_of(wrong)["code"] == "method_not_allowed"
     assert missing.status == 404 and error_of(missing)["code"] == "not_found"
 
 
@@ -170,8 +171,9 @@ async def test_mode_header_is_ignored_unless_allowed(fake: FakeOllama) -> None:
     assert invalid.status == 400 and error_of(invalid)["details"] == {"header": "x-generator-mode"}
 
 
-async def test_environ_overrides_the_mode(fake: FakeOllama) -> None:
-    async with client(make_config(fake.base_url, mode="mock"), environ={"GENERATOR_MODE": "live"}) as app:
+async def test_generator_mode_in_the_environment_sets_the_mode(fake: FakeOllama, repo_root: Path) -> None:
+    environ = {"GENERATOR_MODE": "live", "OLLAMA_BASE_URL": fake.base_url}
+    async with client(load_gateway_config(repo_root / "config" / "llm_gateway.yaml", environ)) as app:
         reply = await app.post(GENERATE, json=body())
     assert reply.json()["mode"] == "live"
 

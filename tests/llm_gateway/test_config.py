@@ -1,4 +1,4 @@
-"""Config loading and validation: errors name the YAML path; the env overrides the mode."""
+"""Config loading and validation: errors name the YAML path; GENERATOR_MODE sets the mode through the YAML."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llm_gateway.app import build_gateway
-from llm_gateway.config import load_gateway_config, parse_gateway_config, with_mode_from_env
+from llm_gateway.config import load_gateway_config, parse_gateway_config
 from llm_gateway.providers.mock import MockProvider
 from llm_gateway.providers.ollama import OllamaProvider
 from llm_gateway.registry import build_providers
@@ -50,17 +50,15 @@ def test_seed_rule_shape_works_as_written() -> None:
     assert config.llm_routing.rules[0].role == ["strategist", "copywriter"]
 
 
-@pytest.mark.parametrize(
-    ("env", "mode"), [({}, "mock"), ({"GENERATOR_MODE": "live"}, "live"), ({"GENERATOR_MODE": " MOCK "}, "mock")]
-)
-def test_generator_mode_env_overrides_yaml(env: dict[str, str], mode: str) -> None:
-    config = parse_gateway_config(raw([], mode="mock"), environ=env)
+@pytest.mark.parametrize(("env", "mode"), [({}, "mock"), ({"GENERATOR_MODE": "live"}, "live")])
+def test_generator_mode_env_sets_the_shipped_yaml_mode(repo_root: Path, env: dict[str, str], mode: str) -> None:
+    config = load_gateway_config(repo_root / "config" / "llm_gateway.yaml", environ=env)
     assert config.mode == mode
 
 
-def test_bad_generator_mode_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="GENERATOR_MODE: must be 'mock' or 'live'"):
-        with_mode_from_env(parse_gateway_config(raw([])), {"GENERATOR_MODE": "fast"})
+def test_bad_generator_mode_is_a_config_error(repo_root: Path) -> None:
+    with pytest.raises(ConfigError, match=r"llm_gateway\.yaml: mode: .*'fast'"):
+        load_gateway_config(repo_root / "config" / "llm_gateway.yaml", environ={"GENERATOR_MODE": "fast"})
 
 
 def test_unknown_provider_names_the_yaml_path() -> None:

@@ -12,7 +12,7 @@ from llm_gateway.providers.base import Delta
 from llm_gateway.providers.ollama import OllamaProvider, OllamaSettings
 from shared_contracts.errors import RateLimited, UpstreamError, UpstreamRejected, UpstreamTimeout
 from shared_contracts.llm import GenerateOptions
-from tests.fakes.ollama import Fault, FakeOllama
+from tests.fakes.ollama import FakeOllama, Fault
 
 from ._support import call, in_seconds
 

@@ -145,7 +145,9 @@ async def test_unusable_schema_is_a_400_before_any_call(schema: dict[str, Any]) 
 
 async def test_route_options_are_defaults_the_client_overrides() -> None:
     primary = ScriptedProvider("a", [result("ok")])
-    gw = gateway(primary, route_extra={"options": {"temperature": 0.1, "max_tokens": 100}, "extra": {"keep_alive": "1m"}})
+    gw = gateway(
+        primary, route_extra={"options": {"temperature": 0.1, "max_tokens": 100}, "extra": {"keep_alive": "1m"}}
+    )
     await gw.generate(request(options=GenerateOptions(max_tokens=7)))
     sent = primary.calls[0]
     assert (sent.options.temperature, sent.options.max_tokens) == (0.1, 7)
@@ -232,7 +234,8 @@ async def test_deadline_covers_the_repair() -> None:
         async with asyncio.timeout(10):
             await gateway(primary, live_timeout=0.2).generate(request(response_schema=SCHEMA))
     assert len(primary.calls) == 2  # the repair was sent, and the deadline cut it
-    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+    expected = [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+    assert outcomes(caught.value.details["attempts"]) == expected
 
 
 async def test_stream_deadline_covers_the_repair() -> None:
@@ -241,4 +244,5 @@ async def test_stream_deadline_covers_the_repair() -> None:
         async with asyncio.timeout(10):
             await collect(gateway(primary, live_timeout=0.2), request(response_schema=SCHEMA))
     assert len(primary.calls) == 2
-    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+    expected = [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+    assert outcomes(caught.value.details["attempts"]) == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from llm_gateway.app import create_app
-from service_common.metrics import LLMMetrics
+from llm_gateway.metrics import LLMMetrics
 from tests.fakes.asgi import AsgiClient
 
 from ._support import make_config

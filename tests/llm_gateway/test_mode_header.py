@@ -1,4 +1,4 @@
-"""X-Generator-Mode: the native and the OpenAI-compatible endpoints read it alike (`llm_gateway/modes.py`)."""
+"""X-Generator-Mode: the native and the OpenAI-compatible endpoints read it alike (`service_common/modes.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llm_gateway.app import create_app
-from llm_gateway.modes import requested_mode
+from service_common.modes import requested_mode
 from shared_contracts.errors import InvalidRequest
 from tests.fakes.asgi import AsgiClient
 from tests.fakes.ollama import FakeOllama

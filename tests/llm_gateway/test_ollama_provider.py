@@ -66,7 +66,9 @@ async def test_non_streaming_answer_text_usage_and_finish(ollama: OllamaProvider
     assert "format" not in body and "options" not in body
 
 
-async def test_options_map_to_ollama_names_and_route_extras_pass_through(ollama: OllamaProvider, upstream: aioresponses) -> None:
+async def test_options_map_to_ollama_names_and_route_extras_pass_through(
+    ollama: OllamaProvider, upstream: aioresponses
+) -> None:
     options = GenerateOptions(temperature=0.2, max_tokens=64, top_p=0.9, seed=7, stop=["\n\n"])
     upstream.post(CHAT, body=fixture_bytes("chat.json"))
     await ollama.generate(call(options=options, extra={"keep_alive": -1, "num_ctx": 8192}), deadline=in_seconds(5))
@@ -131,9 +133,12 @@ async def test_500_with_a_non_json_body_keeps_the_text(ollama: OllamaProvider, u
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type"), [(401, UpstreamUnauthorized), (403, UpstreamUnauthorized), (429, RateLimited), (400, UpstreamRejected)]
+    ("status", "error_type"),
+    [(401, UpstreamUnauthorized), (403, UpstreamUnauthorized), (429, RateLimited), (400, UpstreamRejected)],
 )
-async def test_other_statuses_map_to_their_codes(ollama: OllamaProvider, status: int, error_type: type, upstream: aioresponses) -> None:
+async def test_other_statuses_map_to_their_codes(
+    ollama: OllamaProvider, status: int, error_type: type, upstream: aioresponses
+) -> None:
     upstream.post(CHAT, status=status, body=b'{"error":"nope"}', headers={"Retry-After": "3"})
     with pytest.raises(error_type) as caught:
         await ollama.generate(call(), deadline=in_seconds(5))

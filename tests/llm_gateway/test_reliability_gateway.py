@@ -140,13 +140,19 @@ async def test_breaker_counts_stream_failures_and_skips_the_provider() -> None:
     items = [item async for item in gateway.stream(request())]
     final = items[-1]
     assert isinstance(final, GenerateResponse)
-    assert [(a.outcome, a.error_code) for a in final.attempts] == [("circuit_open", "provider_unavailable"), ("ok", None)]
+    assert [(a.outcome, a.error_code) for a in final.attempts] == [
+        ("circuit_open", "provider_unavailable"),
+        ("ok", None),
+    ]
     assert len(primary.calls) == 5
 
 
 @pytest.mark.parametrize(
     ("messages", "field"),
-    [([Message(role="user", content="x")] * 4, "messages"), ([Message(role="user", content="x" * 11)], "messages[].content")],
+    [
+        ([Message(role="user", content="x")] * 4, "messages"),
+        ([Message(role="user", content="x" * 11)], "messages[].content"),
+    ],
 )
 async def test_message_count_and_character_caps_are_413(messages: list[Message], field: str) -> None:
     gateway = build(ScriptedProvider("a", [result("x")]), limits=RequestLimits(max_messages=3, max_chars=10))

@@ -74,7 +74,12 @@ def _keyed(**auth: Any) -> GatewayConfig:
 )
 async def test_api_keys_guard_every_endpoint_but_health(auth: dict[str, Any]) -> None:
     async with AsgiClient(create_app(_keyed(**auth))) as client:
-        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": KEY}, {"authorization": "Basic " + KEY}):
+        for headers in (
+            {},
+            {"authorization": "Bearer wrong"},
+            {"authorization": KEY},
+            {"authorization": "Basic " + KEY},
+        ):
             reply = await client.post(GENERATE, json=body(), headers={"x-request-id": "auth-1", **headers})
             assert reply.status == 401
             assert reply.headers["www-authenticate"].startswith("Bearer")
@@ -132,7 +137,9 @@ async def test_openapi_describes_every_route_and_schema() -> None:
     schemas = doc["components"]["schemas"]
     assert {"GenerateRequest", "GenerateResponse", "ErrorEnvelope", "RoutingTable", "Readiness"} <= set(schemas)
     generate = doc["paths"][GENERATE]["post"]
-    assert generate["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/GenerateRequest"}
+    assert generate["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/GenerateRequest"
+    }
     for status in ("400", "413", "429", "502", "503", "504"):
         assert generate["responses"][status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorEnvelope"}

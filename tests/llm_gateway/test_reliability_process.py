@@ -1,4 +1,5 @@
-"""The real `llm-gateway` process: SIGTERM lets an in-flight request finish and exits 0; keys and prompts stay out of logs."""
+"""The real `llm-gateway` process: SIGTERM lets an in-flight request finish and exits 0;
+keys and prompts stay out of logs."""
 
 from __future__ import annotations
 

@@ -10,14 +10,15 @@ import pytest
 
 from llm_gateway.app import create_app
 from llm_gateway.config import parse_gateway_config
-from llm_gateway.prose import Prose
+from llm_gateway.providers.mock.prose import Prose
+from llm_gateway.providers.mock.synth import synthesize
 from llm_gateway.structured import OutputSchema
-from llm_gateway.synth import synthesize
 from shared_contracts.errors import InvalidOutput, InvalidRequest
 from tests.fakes.asgi import AsgiClient
 
 GENERATE = "/api/v1/llm/generate"
 BODY = {"role": "brand", "task": "x", "messages": [{"role": "user", "content": "hi"}]}
+MOCK_ONLY = {"mode": "mock", "llm_routing": {"default": {"provider": "mock", "model": "m"}}}
 
 
 @pytest.fixture
@@ -46,7 +47,9 @@ def _object(prop: dict[str, Any]) -> dict[str, Any]:
         {"$ref": "//internal.host/x", "type": "object"},
     ],
 )
-def test_a_reference_outside_the_schema_is_refused_before_any_fetch(schema: dict[str, Any], no_urlopen: list[Any]) -> None:
+def test_a_reference_outside_the_schema_is_refused_before_any_fetch(
+    schema: dict[str, Any], no_urlopen: list[Any]
+) -> None:
     with pytest.raises(InvalidRequest, match="points outside the schema"):
         OutputSchema(schema)
     assert no_urlopen == []
@@ -67,7 +70,7 @@ def test_local_references_still_work(no_urlopen: list[Any]) -> None:
 
 
 async def test_remote_reference_over_http_is_the_400_envelope(no_urlopen: list[Any]) -> None:
-    app = create_app(parse_gateway_config({"mode": "mock", "llm_routing": {"default": {"provider": "mock", "model": "m"}}}))
+    app = create_app(parse_gateway_config(MOCK_ONLY))
     async with AsgiClient(app) as client:
         reply = await client.post(GENERATE, json={**BODY, "response_schema": _object({"$ref": "http://127.0.0.1:9/x"})})
     assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_request"
@@ -108,7 +111,9 @@ def test_mock_numbers_beyond_the_usual_range(prop: dict[str, Any], check: Any) -
     assert check(_synth(_object(prop))["a"])
 
 
-@pytest.mark.parametrize("prop", [{"type": "number", "minimum": 5, "maximum": 1}, {"type": "integer", "minimum": 1.5, "maximum": 1.7}])
+@pytest.mark.parametrize(
+    "prop", [{"type": "number", "minimum": 5, "maximum": 1}, {"type": "integer", "minimum": 1.5, "maximum": 1.7}]
+)
 def test_mock_refuses_an_empty_number_range(prop: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest, match="no value"):
         _synth(_object(prop))
@@ -143,7 +148,7 @@ def test_pattern_properties_are_refused_up_front() -> None:
 
 
 async def test_a_backtracking_pattern_in_mock_mode_still_gets_a_matching_answer() -> None:
-    app = create_app(parse_gateway_config({"mode": "mock", "llm_routing": {"default": {"provider": "mock", "model": "m"}}}))
+    app = create_app(parse_gateway_config(MOCK_ONLY))
     schema = _object({"type": "string", "pattern": SLOW_PATTERN, "minLength": 1})
     async with AsgiClient(app) as client:
         reply = await client.post(GENERATE, json={**BODY, "response_schema": schema})

@@ -13,8 +13,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.prose import Prose
-from llm_gateway.synth import synthesize
+from llm_gateway.providers.mock.prose import Prose
+from llm_gateway.providers.mock.synth import synthesize
 
 
 class Bullet(msgspec.Struct):
@@ -104,9 +104,16 @@ def test_hand_written_keywords() -> None:
 def test_recursive_schema_stays_finite() -> None:
     schema = {
         "$ref": "#/$defs/Node",
-        "$defs": {"Node": {"type": "object", "properties": {"name": {"type": "string"},
-                                                              "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
-                           "required": ["name"]}},
+        "$defs": {
+            "Node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+                },
+                "required": ["name"],
+            }
+        },
     }
     jsonschema.validate(make(schema), schema)
 

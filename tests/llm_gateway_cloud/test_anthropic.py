@@ -109,7 +109,10 @@ async def test_stream_events_become_deltas_and_usage(anthropic: AnthropicProvide
         Delta("Position the Aurora"),
         Delta(" kettle as a quiet upgrade."),
         ProviderResult(
-            text="Position the Aurora kettle as a quiet upgrade.", finish_reason="stop", input_tokens=42, output_tokens=12
+            text="Position the Aurora kettle as a quiet upgrade.",
+            finish_reason="stop",
+            input_tokens=42,
+            output_tokens=12,
         ),
     ]
     body, _ = sent(upstream, "POST", URL)

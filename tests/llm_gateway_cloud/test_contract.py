@@ -1,4 +1,5 @@
-"""One contract for every provider (cloud, Ollama, mock): the normalised ProviderResult, streamed or not, from recorded payloads."""
+"""One contract for every provider (cloud, Ollama, mock): the normalised ProviderResult, streamed or not,
+from recorded payloads."""
 
 from __future__ import annotations
 

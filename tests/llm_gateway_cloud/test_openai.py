@@ -190,7 +190,10 @@ async def test_stream_cut_before_done_is_an_error(openai: OpenAIProvider, upstre
 
 
 async def test_error_frame_inside_the_stream(openai: OpenAIProvider, upstream: aioresponses) -> None:
-    frame = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
+    frame = (
+        b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, '
+        b'"code": null}}\n\n'
+    )
     upstream.post(URL, body=frame, content_type="text/event-stream")
     with pytest.raises(UpstreamError) as caught:
         await collect(openai)

@@ -117,7 +117,9 @@ async def test_unknown_model_and_bad_options_raise_sdk_errors(client: openai.Asy
 
 async def test_errors_use_the_gateway_envelope(gateway: str) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{gateway}/v1/chat/completions", json={"model": "role:x", "messages": [], "x": 1}) as resp:
+        async with session.post(
+            f"{gateway}/v1/chat/completions", json={"model": "role:x", "messages": [], "x": 1}
+        ) as resp:
             assert resp.status == 400
             error = msgspec.json.decode(await resp.read())["error"]
     assert error["code"] == "invalid_request"

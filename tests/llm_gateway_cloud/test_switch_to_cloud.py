@@ -103,7 +103,10 @@ async def test_overloaded_anthropic_falls_back_to_ollama(tmp_path: Path, upstrea
     upstream.post(OLLAMA, body=fixture("ollama", "chat.json"))
     status, answer = await generate(tmp_path, {"ANTHROPIC_API_KEY": KEY}, REQUEST)
     assert status == 200, answer
-    assert [(a["provider"], a["outcome"]) for a in answer["attempts"]] == [("anthropic", "upstream_error"), ("ollama", "ok")]
+    assert [(a["provider"], a["outcome"]) for a in answer["attempts"]] == [
+        ("anthropic", "upstream_error"),
+        ("ollama", "ok"),
+    ]
     assert answer["provider"] == "ollama"
 
 
@@ -120,7 +123,8 @@ async def test_cloud_answer_has_the_mock_answers_shape(tmp_path: Path, upstream:
 
 def test_without_the_key_the_gateway_refuses_to_start(tmp_path: Path) -> None:
     config = load_gateway_config(config_file(tmp_path), environ={})
-    with pytest.raises(ConfigError, match="providers.anthropic.api_key: empty; set the environment variable ANTHROPIC_API_KEY"):
+    expected = "providers.anthropic.api_key: empty; set the environment variable ANTHROPIC_API_KEY"
+    with pytest.raises(ConfigError, match=expected):
         create_app(config)
 
 

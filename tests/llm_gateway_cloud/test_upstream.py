@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from aioresponses import aioresponses
 
-from service_common.upstream import SseEvent, UpstreamClient, merge_extra, retry_after_seconds
+from service_common.client import HttpClient, SseEvent
+from service_common.providers.bodies import merge_extra
+from service_common.retry import retry_after_seconds
 from shared_contracts.errors import GatewayError, UpstreamError
 
 from ._support import in_seconds
@@ -19,7 +21,7 @@ def _never(name: str, status: int, raw: bytes, headers: object) -> GatewayError:
 
 async def events(upstream: aioresponses, body: bytes) -> list[SseEvent]:
     upstream.post(URL, body=body, content_type="text/event-stream")
-    client = UpstreamClient("t", headers={}, on_error=_never, max_connections=1)
+    client = HttpClient("t", on_error=_never, max_connections=1)
     await client.start()
     try:
         return [e async for e in client.post_sse(URL, {}, deadline=in_seconds(5))]
@@ -38,7 +40,7 @@ async def test_sse_events_names_comments_and_multiline_data(upstream: aiorespons
 
 async def test_non_200_stream_raises_the_mapped_error(upstream: aioresponses) -> None:
     upstream.post(URL, status=503, body=b"busy")
-    client = UpstreamClient("t", headers={}, on_error=_never, max_connections=1)
+    client = HttpClient("t", on_error=_never, max_connections=1)
     await client.start()
     try:
         with pytest.raises(UpstreamError, match="t: 503"):
@@ -52,7 +54,7 @@ async def test_non_200_stream_raises_the_mapped_error(upstream: aioresponses) ->
     [
         ({"retry-after": "7"}, 7.0),
         ({"retry-after-ms": "250", "retry-after": "1"}, 0.25),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # an HTTP date in the past: now
         ({}, None),
     ],
 )

@@ -1,4 +1,5 @@
-"""Media Gateway limits and security: body cap, size bounds, bounded job queue, X-Request-Timeout, keys, CORS, OpenAPI."""
+"""Media Gateway limits and security: body cap, size bounds, bounded job queue, X-Request-Timeout, keys, CORS,
+OpenAPI."""
 
 from __future__ import annotations
 
@@ -176,9 +177,12 @@ async def test_openapi_describes_every_route_and_schema(tmp_path: Path) -> None:
     served = {(m.lower(), r.path) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"}
     documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     assert served == documented
-    assert {"ImageRequest", "Job", "ErrorEnvelope", "WorkflowList", "MediaReadiness"} <= set(doc["components"]["schemas"])
+    assert {"ImageRequest", "Job", "ErrorEnvelope", "WorkflowList", "MediaReadiness"} <= set(
+        doc["components"]["schemas"]
+    )
     generate = doc["paths"][GENERATE]["post"]
-    assert generate["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ImageRequest"}
+    body_schema = generate["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema == {"$ref": "#/components/schemas/ImageRequest"}
     assert set(generate["responses"]) >= {"200", "202", "400", "413", "429", "504"}
     job = doc["paths"]["/api/v1/media/jobs/{job_id}"]["get"]
     assert {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}} in job["parameters"]

@@ -142,6 +142,8 @@ async def test_url_only_answer_or_garbage_is_an_upstream_error(dalle: DalleProvi
 
 
 def test_missing_key_refuses_to_start() -> None:
-    with pytest.raises(ConfigError, match="providers.dalle.api_key: empty; set the environment variable OPENAI_API_KEY"):
+    with pytest.raises(
+        ConfigError, match="providers.dalle.api_key: empty; set the environment variable OPENAI_API_KEY"
+    ):
         DalleProvider("dalle", DalleSettings(model="image-model"))
     assert KEY not in repr(DalleSettings(api_key=KEY, model="m"))

@@ -36,8 +36,14 @@ async def test_request_has_prompt_modalities_aspect_ratio_and_seed(
     body, headers = sent(upstream, "POST", URL)
     assert headers["x-goog-api-key"] == KEY
     assert body == {
-        "contents": [{"role": "user", "parts": [{"text": "Aurora kettle, studio product photo\n\nAvoid: text, watermark"}]}],
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "3:2"}, "seed": 42},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Aurora kettle, studio product photo\n\nAvoid: text, watermark"}]}
+        ],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "3:2"},
+            "seed": 42,
+        },
     }
 
 
@@ -95,7 +101,10 @@ async def test_no_image_is_a_clear_rejection(
 
 
 async def test_data_url_prefix_is_not_accepted_as_base64(banana: NanoBananaProvider, upstream: aioresponses) -> None:
-    bad = b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "data:image/png;base64,iVBORw0KGgo="}}]}, "finishReason": "STOP"}]}'
+    bad = (
+        b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", '
+        b'"data": "data:image/png;base64,iVBORw0KGgo="}}]}, "finishReason": "STOP"}]}'
+    )
     upstream.post(URL, body=bad)
     with pytest.raises(UpstreamError, match="not base64"):
         await banana.render(render_call(), progress=Progress())

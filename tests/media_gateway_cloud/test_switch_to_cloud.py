@@ -75,7 +75,9 @@ async def test_vision_route_on_dalle_renders_and_stores_the_image(tmp_path: Path
 
 def test_without_the_key_the_gateway_refuses_to_start(tmp_path: Path) -> None:
     config = load_media_config(write_yaml(tmp_path), {"STORE": str(tmp_path / "store")})
-    with pytest.raises(ConfigError, match="providers.dalle.api_key: empty; set the environment variable OPENAI_API_KEY"):
+    with pytest.raises(
+        ConfigError, match="providers.dalle.api_key: empty; set the environment variable OPENAI_API_KEY"
+    ):
         create_app(config)
 
 
@@ -84,7 +86,8 @@ def test_the_shipped_commented_example_works_once_uncommented(tmp_path: Path) ->
     text = (shipped_dir / "media_gateway.yaml").read_text(encoding="utf-8")
     text = uncomment(text, "dalle:", 5)
     text = uncomment(text, "cloud_shot_v1:", 6)
-    text = uncomment(text, "- {role: vision, task: product_image, workflow: cloud_shot_v1}   # vision on DALL·E: YAML + key only", 1)
+    rule = "- {role: vision, task: product_image, workflow: cloud_shot_v1}   # vision on DALL·E: YAML + key only"
+    text = uncomment(text, rule, 1)
     # Workflow files are relative to the YAML, so they come along.
     shutil.copytree(shipped_dir / "workflows", tmp_path / "workflows")
     path = tmp_path / "media_gateway.yaml"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport
+from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import GatewayClientConfig
 from tests.fakes.aioresponses_compat import patched_aioresponses
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL
@@ -47,13 +47,13 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
 
 @pytest.fixture
 async def llm(sleep: RecordingSleep) -> AsyncIterator[LLMGatewayClient]:
-    async with LLMGatewayClient(Transport("llm", client_config(LLM_URL), sleep=sleep)) as client:
+    async with LLMGatewayClient(client_config(LLM_URL), sleep=sleep) as client:
         yield client
 
 
 @pytest.fixture
 async def media(sleep: RecordingSleep) -> AsyncIterator[MediaGatewayClient]:
-    async with MediaGatewayClient(Transport("media", client_config(MEDIA_URL), sleep=sleep)) as client:
+    async with MediaGatewayClient(client_config(MEDIA_URL), sleep=sleep) as client:
         yield client
 
 

@@ -13,12 +13,12 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from orchestrator.app import RunRunner, create_app
+from orchestrator.app import create_app
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import FlowConfig, OrchestratorConfig, RunsConfig
 from orchestrator.flow import P0ProductDetailFlow
-from orchestrator.processes import free_port
-from orchestrator.runs import FileRunStore
+from orchestrator.runs import FileRunStore, RunRunner
+from orchestrator.tools.processes import free_port
 from shared_contracts.flows import Product
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, llm_answer, media_job
 from tests.orchestrator.conftest import client_config

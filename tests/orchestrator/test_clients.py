@@ -16,8 +16,9 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from orchestrator.agents import BrandProfile, PagePlan
-from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, Transport, parse_retry_after, response_schema
+from orchestrator.clients import LLMGatewayClient, MediaGatewayClient, response_schema
 from service_common.logging import bound_log_context
+from service_common.retry import parse_retry_after
 from shared_contracts.errors import (
     GatewayError,
     InvalidOutput,
@@ -143,7 +144,7 @@ async def test_retries_are_bounded_and_the_last_error_is_typed(
 
 
 async def test_a_long_retry_after_is_capped(upstream: aioresponses, sleep: RecordingSleep) -> None:
-    client = LLMGatewayClient(Transport("llm", client_config(LLM_URL, max_retry_after_s=3), sleep=sleep))
+    client = LLMGatewayClient(client_config(LLM_URL, max_retry_after_s=3), sleep=sleep)
     await client.start()
     try:
         upstream.post(GENERATE, status=429, payload=envelope("rate_limited"), headers={"Retry-After": "3600"})
@@ -218,8 +219,8 @@ async def silent_gateway() -> AsyncIterator[str]:
 
 async def test_a_gateway_that_does_not_answer_times_out_after_its_timeout_plus_margin(silent_gateway: str) -> None:
     config = client_config(silent_gateway, timeout_s=0.2, timeout_margin_s=0.1)
-    async with LLMGatewayClient(Transport("llm", config)) as client:
-        assert client.transport.timeout_s == pytest.approx(0.3)
+    async with LLMGatewayClient(config) as client:
+        assert client.timeout_s == pytest.approx(0.3)
         with pytest.raises(UpstreamTimeout) as caught:
             await generate_brand(client)
     assert caught.value.details["timeout_s"] == pytest.approx(0.3)

@@ -177,7 +177,7 @@ async def test_the_whole_flow_against_the_real_gateways_in_mock_mode(
     real_gateways: tuple[LLMGatewayClient, MediaGatewayClient]
 ) -> None:
     llm, media = real_gateways
-    media_url = media.transport.base_url
+    media_url = media.http.base_url
     doc = await flow_of(llm, media).run(product())
     async with aiohttp.ClientSession() as session, session.get(doc.images[0].url) as resp:
         png = await resp.read()

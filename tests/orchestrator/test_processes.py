@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.processes import ServiceGroup, ServiceSpec, ServiceStartError
+from orchestrator.tools.processes import ServiceGroup, ServiceSpec, ServiceStartError
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from orchestrator.app import create_app
 from orchestrator.config import OrchestratorConfig, load_orchestrator_config
-from orchestrator.processes import REPO_ROOT, free_port
+from orchestrator.tools.processes import REPO_ROOT, free_port
 from tests.orchestrator.answers import PRODUCT
 from tests.orchestrator.inprocess import serve_app
 

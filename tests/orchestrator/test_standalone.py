@@ -9,7 +9,7 @@ import msgspec
 from aioresponses import CallbackResult, aioresponses
 
 from orchestrator.config import OrchestratorConfig
-from orchestrator.standalone import open_gateways, run_flow
+from orchestrator.tools.standalone import open_gateways, run_flow
 from shared_contracts.flows import Product
 from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, llm_answer, media_job
 from tests.orchestrator.conftest import client_config

@@ -13,8 +13,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import service_common.metrics as metrics_module
+from llm_gateway.metrics import LLMMetrics
+from media_gateway.metrics import MediaMetrics
+from orchestrator.metrics import FlowMetrics
 from service_common.http import RequestIdMiddleware, error_handlers
-from service_common.metrics import FlowMetrics, LLMMetrics, MediaMetrics, Metrics, instrument, label_request
+from service_common.metrics import Metrics, instrument, label_request
 from shared_contracts.errors import NoRoute, UpstreamTimeout
 from shared_contracts.flows import MediaCall, Product, RunDocument, StepRecord
 from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse, Message, Usage
@@ -124,10 +127,21 @@ def _request(role: str = "brand") -> GenerateRequest:
 def test_llm_generation_counts_tokens_and_each_attempt() -> None:
     metrics = LLMMetrics()
     response = GenerateResponse(
-        id="r1", role="brand", task="profile", mode="live", provider="local", model="m2", text="t", json=None,
-        finish_reason="stop", usage=Usage(input_tokens=12, output_tokens=30), latency_ms=250.0,
+        id="r1",
+        role="brand",
+        task="profile",
+        mode="live",
+        provider="local",
+        model="m2",
+        text="t",
+        json=None,
+        finish_reason="stop",
+        usage=Usage(input_tokens=12, output_tokens=30),
+        latency_ms=250.0,
         attempts=[
-            Attempt(provider="local", model="m1", outcome="upstream_error", latency_ms=100.0, error_code="upstream_error"),
+            Attempt(
+                provider="local", model="m1", outcome="upstream_error", latency_ms=100.0, error_code="upstream_error"
+            ),
             Attempt(provider="local", model="m2", outcome="ok", latency_ms=150.0),
         ],
     )

@@ -24,7 +24,9 @@ def test_caller_trace_is_continued_with_a_new_span() -> None:
 
 
 def test_future_versions_may_carry_extra_fields() -> None:
-    assert parse_traceparent(CALLER.replace(b"00-", b"01-", 1) + b"-extra").trace_id == parse_traceparent(CALLER).trace_id
+    assert (
+        parse_traceparent(CALLER.replace(b"00-", b"01-", 1) + b"-extra").trace_id == parse_traceparent(CALLER).trace_id
+    )
 
 
 def test_invalid_headers_start_a_new_trace() -> None:
@@ -67,7 +69,8 @@ async def _call(headers: dict[str, str]) -> tuple[dict[str, Any], list[tuple[byt
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": raw_headers}
     await RequestIdMiddleware(inner)(scope, receive, send)
     return seen, response_headers
 

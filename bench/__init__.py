@@ -1,0 +1,1 @@
+"""Benchmarks and load runs: tooling around the services, outside `make test` (see `make bench`, `make load`)."""

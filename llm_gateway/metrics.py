@@ -1,0 +1,67 @@
+"""The LLM Gateway's own series: tokens per provider and model, every attempt as an upstream call, breakers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from service_common.metrics import Metrics, cached_child, label_request
+from shared_contracts.errors import GatewayError
+from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse
+
+__all__ = ["LLMMetrics"]
+
+_BREAKER_STATES = ("closed", "half_open", "open")
+
+
+class LLMMetrics(Metrics):
+    """LLM Gateway: tokens in and out per provider and model, and every attempt as an upstream call."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry=registry)
+        self.tokens = Counter(
+            "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
+            ("provider", "model", "direction"), registry=self.registry,
+        )
+        self._token_children: dict[tuple[str, ...], Any] = {}
+
+    def count_tokens(self, provider: str, model: str, *, input_tokens: int, output_tokens: int) -> None:
+        """Add one answer's usage."""
+        cached_child(self._token_children, self.tokens, (provider, model, "in")).inc(input_tokens)
+        cached_child(self._token_children, self.tokens, (provider, model, "out")).inc(output_tokens)
+
+    def observe_generation(
+        self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None
+    ) -> None:
+        """Label the current request by route and answer, count tokens, and time each attempt upstream."""
+        role, task = (request.role, request.task) if request is not None else ("", "")
+        if response is not None:
+            label_request(role=role, task=task, provider=response.provider, model=response.model)
+            self.count_tokens(response.provider, response.model, input_tokens=response.usage.input_tokens,
+                              output_tokens=response.usage.output_tokens)
+            attempts: Iterable[Any] = response.attempts
+        else:
+            attempts = (error.details.get("attempts") or []) if error is not None else []
+            last = attempts[-1] if attempts else None
+            label_request(role=role, task=task, provider=getattr(last, "provider", ""),
+                          model=getattr(last, "model", ""), outcome=error.code if error is not None else None)
+        for attempt in attempts:
+            if isinstance(attempt, Attempt):
+                self.observe_upstream(attempt.provider, attempt.model, attempt.outcome, attempt.latency_ms / 1000)
+
+    def track_breakers(self, read: Callable[[], Mapping[str, str]]) -> None:
+        """Report `read()` ({provider: breaker state}) as `pdp_breaker_state` whenever the registry is scraped."""
+
+        def states() -> dict[tuple[str, ...], float]:
+            return {
+                (provider, state): 1.0 if state == current else 0.0
+                for provider, current in read().items()
+                for state in _BREAKER_STATES
+            }
+
+        self.track(
+            "pdp_breaker_state", "Circuit breaker per provider: 1 on its current state (closed, half_open, open).",
+            ("provider", "state"), states,
+        )
