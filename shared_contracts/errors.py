@@ -4,10 +4,12 @@ GatewayError (internal_error 500)
  ├── InvalidRequest (invalid_request 400)
  ├── Unauthorized (unauthorized 401)
  ├── NotFound (not_found 404)
- │    └── NoRoute (no_route 404)
+ │    ├── NoRoute (no_route 404)
+ │    └── FixtureMissing (fixture_missing 404)
  ├── MethodNotAllowed (method_not_allowed 405)
  ├── Conflict (conflict 409)
  ├── PayloadTooLarge (payload_too_large 413)
+ ├── UnsupportedMediaType (unsupported_media_type 415)
  ├── InvalidOutput (invalid_output 422)
  ├── InvalidWorkflow (invalid_workflow 422)
  ├── RateLimited (rate_limited 429)
@@ -17,7 +19,9 @@ GatewayError (internal_error 500)
  │    ├── UpstreamRejected (upstream_rejected 502)
  │    └── UpstreamTimeout (upstream_timeout 504)
  ├── ProviderUnavailable (provider_unavailable 503)
- └── NotReady (not_ready 503)
+ ├── NotReady (not_ready 503)
+ │    └── ShuttingDown (shutting_down 503)
+ └── StorageError (storage_error 507)
 
 Every class has a stable `code` and an HTTP `status`; the services register one handler on the base.
 `error_from_body` turns a received envelope back into the matching class, so clients raise typed errors.
@@ -35,6 +39,7 @@ from ._base import Outbound
 __all__ = [
     "Conflict",
     "ErrorBody",
+    "FixtureMissing",
     "ErrorEnvelope",
     "GatewayError",
     "InvalidOutput",
@@ -48,7 +53,10 @@ __all__ = [
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
+    "ShuttingDown",
+    "StorageError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamTimeout",
@@ -124,6 +132,12 @@ class NoRoute(NotFound):
     code, status = "no_route", 404
 
 
+class FixtureMissing(NotFound):
+    """Replay mode has no recorded answer for this request; `details` names the key and the closest one."""
+
+    code, status = "fixture_missing", 404
+
+
 class MethodNotAllowed(GatewayError):
     """The path exists, but not for this method; the `Allow` header lists the ones it has."""
 
@@ -140,6 +154,12 @@ class PayloadTooLarge(GatewayError):
     """The body exceeds the configured cap."""
 
     code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body is not `application/json` (a cross-origin form post, a text/plain body)."""
+
+    code, status = "unsupported_media_type", 415
 
 
 class InvalidOutput(GatewayError):
@@ -205,6 +225,19 @@ class NotReady(GatewayError):
     """A dependency of this service is not ready; `details` names it."""
 
     code, status = "not_ready", 503
+
+
+class ShuttingDown(NotReady):
+    """The service is stopping; the work was not finished here (a restarted service may resume it)."""
+
+    code, status = "shutting_down", 503
+    retryable = True
+
+
+class StorageError(GatewayError):
+    """The service could not write what it must keep (a full or read-only disk, an unreachable bucket)."""
+
+    code, status = "storage_error", 507
 
 
 def _all_subclasses(cls: type[GatewayError]) -> list[type[GatewayError]]:
