@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint check-config run-llm run-media run-orchestrator e2e samples clean
+.PHONY: install test test-deps lint check-config run-llm run-media run-orchestrator e2e samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-test: $(STAMP) lint check-config
-	$(BIN)/python -m pytest -q
+test: $(STAMP) test-deps lint check-config
+	PDP_REQUIRE_ENGINES=1 $(BIN)/python -m pytest -q
+
+# The real upstreams the tests run against, installed or built once per machine and cached in .cache/
+# (git-ignored): PostgreSQL, Chromium and Node from Debian, newman and the openai npm package, and
+# llama.cpp's llama-server built from the llama-cpp-python sdist (about 7 minutes the first time).
+test-deps:
+	bash .ci/system_deps.sh
+	bash .ci/node_deps.sh
+	bash .ci/llama_server.sh
 
 # Types and lint are part of the test command, so they cannot drift (issue 11).
 PACKAGES := shared_contracts service_common llm_gateway media_gateway orchestrator

@@ -13,7 +13,9 @@ It owns, in one place:
 - stale pooled connections: a request whose very first write finds its connection already closing (the
   server closed it after the previous answer while still advertising keep-alive, as some local inference
   servers do after every streamed answer) reached nobody, so it is sent once more on a fresh connection.
-  That resend is neither a retry attempt nor an upstream failure.
+  A `replayable` client (its requests have no side effects, e.g. a generation) also resends once when the
+  connection drops before any answer, as aiohttp does for idempotent methods (RFC 9110 §9.2.2). A resend
+  is neither a retry attempt nor an upstream failure.
 
     client = HttpClient("local-llm", base_url="http://127.0.0.1:11434", on_error=vendor_error)
     await client.start()
@@ -108,6 +110,13 @@ def status_error(name: str, status: int, raw: bytes, headers: Mapping[str, str])
     return UpstreamRejected(f"{name} answered {status}", details=details)
 
 
+def _unanswered(exc: aiohttp.ClientConnectionError) -> bool:
+    # Dropped before any answer came back: the server may or may not have read the request.
+    return isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError) and not isinstance(
+        exc, aiohttp.ClientConnectorError
+    )
+
+
 def _nothing_sent(exc: BaseException) -> bool:
     # aiohttp buffers the head and writes it with the body; a connection already closing refuses that first
     # write, so not one byte left. (A drop after a write, or a timeout, may have reached the server.)
@@ -155,7 +164,7 @@ class HttpClient:
     `headers` go on every request (they may carry a key: they stay inside the session, and `secret` is
     scrubbed from error messages in case an upstream echoes it). `details` is put on every error raised
     (default `{"provider": name}`). With `propagate_context`, calls carry the current request's
-    `X-Request-ID` and `traceparent`.
+    `X-Request-ID` and `traceparent`. `replayable` says a request may safely reach the server twice.
     """
 
     def __init__(
@@ -170,6 +179,7 @@ class HttpClient:
         connect_timeout: float | None = None,
         secret: str = "",
         propagate_context: bool = False,
+        replayable: bool = False,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -182,6 +192,7 @@ class HttpClient:
         self._connect_timeout = connect_timeout
         self._secret = secret
         self._propagate = propagate_context
+        self._replayable = replayable
         self._sleep = sleep
         # Jitter needs no secrecy; tests pass a seeded Random.
         self._rng = rng or random.Random()
@@ -281,10 +292,10 @@ class HttpClient:
     ) -> aiohttp.ClientResponse:
         try:
             return await self._pool().request(method, url, data=body, headers=headers, params=params)
-        except aiohttp.ClientOSError as exc:
-            if not _nothing_sent(exc):
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+            if not (_nothing_sent(exc) or (self._replayable and _unanswered(exc))):
                 raise
-        # The pooled connection was stale and nothing reached the server: once more, on a new connection.
+        # The pooled connection was stale: once more, on a new connection.
         if self._fresh is None:
             self._fresh = self._new_session(force_close=True)
         return await self._fresh.request(method, url, data=body, headers=headers, params=params)

@@ -11,6 +11,10 @@ from aioresponses import aioresponses
 
 from tests.fakes.aioresponses_compat import patched_aioresponses
 
+# Real upstreams (llama.cpp's server, PostgreSQL, an S3-compatible server, Chromium), built or installed by
+# `make test-deps`; every test folder may use their fixtures.
+pytest_plugins = ["tests.upstreams.fixtures", "tests.upstreams.fixtures_engines"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

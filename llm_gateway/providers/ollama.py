@@ -115,6 +115,8 @@ class OllamaProvider(Provider):
             on_error=ollama_error,
             max_connections=settings.max_connections,
             connect_timeout=settings.connect_timeout,
+            # A generation changes nothing upstream, so a request dropped unanswered may be sent again.
+            replayable=True,
         )
 
     async def start(self) -> None:

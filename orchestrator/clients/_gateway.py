@@ -45,6 +45,9 @@ class GatewayClient:
 
     # The name errors and logs give this gateway ("llm", "media").
     gateway: ClassVar[str]
+    # Whether a call may reach the gateway twice when a connection drops unanswered (a generation may,
+    # a job submission may not).
+    replayable: ClassVar[bool] = False
 
     def __init__(self, config: GatewayClientConfig, *, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
@@ -58,6 +61,7 @@ class GatewayClient:
             on_error=_envelope_error,
             details={"gateway": self.gateway},
             propagate_context=True,
+            replayable=self.replayable,
             sleep=sleep,
         )
         self.retry = RetryPolicy(

@@ -93,6 +93,7 @@ class LLMGatewayClient(GatewayClient):
     """Talks to `POST /api/v1/llm/generate`; the answer's `json` is validated into the requested type."""
 
     gateway = "llm"
+    replayable = True
 
     @overload
     async def generate(

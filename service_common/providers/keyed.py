@@ -47,7 +47,13 @@ class KeyedProvider(abc.ABC):
         mapper: ErrorMapper = type(self).error_mapper
         self.base_url = settings.base_url.rstrip("/")
         self.client = HttpClient(
-            name, headers=self.auth_headers(key), on_error=mapper, max_connections=settings.max_connections, secret=key
+            name,
+            headers=self.auth_headers(key),
+            on_error=mapper,
+            max_connections=settings.max_connections,
+            secret=key,
+            # A generation (text or image) changes nothing upstream: a request dropped unanswered may go again.
+            replayable=True,
         )
 
     @abc.abstractmethod

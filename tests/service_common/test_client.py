@@ -245,3 +245,19 @@ async def test_a_key_echoed_in_an_error_is_scrubbed() -> None:
     client = HttpClient("cloud", on_error=echo_key, secret="sk-secret-1")
     err = client.error(401, b"")
     assert "sk-secret-1" not in err.message and "***" in err.message
+
+
+async def test_a_replayable_request_dropped_unanswered_is_sent_once_more() -> None:
+    # The first connection reads the request and drops it unanswered; a generation may safely go again.
+    seen: list[bytes] = []
+    answer = iter([False, True])
+    server, url = await _serve(lambda: _OneAnswerPerConnection(seen, answer=next(answer)))
+    client = HttpClient("local", base_url=url, replayable=True)
+    await client.start()
+    try:
+        reply = await client.call("POST", "/x", body=b"{}", deadline=_in(5))
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    assert reply.ok and seen == [b"{}", b"{}"]
