@@ -7,6 +7,7 @@ GatewayError (internal_error 500)
  │    ├── NoRoute (no_route 404)
  │    └── FixtureMissing (fixture_missing 404)
  ├── MethodNotAllowed (method_not_allowed 405)
+ ├── RequestTimeout (request_timeout 408)
  ├── Conflict (conflict 409)
  ├── PayloadTooLarge (payload_too_large 413)
  ├── UnsupportedMediaType (unsupported_media_type 415)
@@ -14,6 +15,7 @@ GatewayError (internal_error 500)
  ├── InvalidWorkflow (invalid_workflow 422)
  ├── RateLimited (rate_limited 429)
  │    └── Overloaded (overloaded 429)
+ ├── HeadersTooLarge (headers_too_large 431)
  ├── UpstreamError (upstream_error 502)
  │    ├── UpstreamUnauthorized (upstream_unauthorized 502)
  │    ├── UpstreamRejected (upstream_rejected 502)
@@ -42,6 +44,7 @@ __all__ = [
     "FixtureMissing",
     "ErrorEnvelope",
     "GatewayError",
+    "HeadersTooLarge",
     "InvalidOutput",
     "InvalidRequest",
     "InvalidWorkflow",
@@ -53,6 +56,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
+    "RequestTimeout",
     "ShuttingDown",
     "StorageError",
     "Unauthorized",
@@ -144,6 +148,12 @@ class MethodNotAllowed(GatewayError):
     code, status = "method_not_allowed", 405
 
 
+class RequestTimeout(GatewayError):
+    """The client took longer than the server allows to send the request's headers or body."""
+
+    code, status = "request_timeout", 408
+
+
 class Conflict(GatewayError):
     """The resource is in a state that forbids the operation (e.g. cancelling a finished job)."""
 
@@ -185,6 +195,12 @@ class Overloaded(RateLimited):
     """The provider's in-flight limit and wait queue are full."""
 
     code, status = "overloaded", 429
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's header section (or trailers) is over the byte or count cap; `details` names the limit."""
+
+    code, status = "headers_too_large", 431
 
 
 class UpstreamError(GatewayError):
