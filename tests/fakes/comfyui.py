@@ -1,29 +1,34 @@
 """A protocol-faithful fake ComfyUI (aiohttp.web + WebSocket on 127.0.0.1) for tests.
 
-It reproduces what was measured on a real server:
+It reproduces what was measured on a real ComfyUI 0.3.64 (recordings: tests/fixtures/comfyui/):
 1. events go only to the `clientId` socket named in `POST /prompt`'s `client_id`;
-2. `POST /prompt` answers 200 `{prompt_id, number, node_errors}`, 400 with `node_errors` for a bad graph,
-   and a text/plain 500 for a non-JSON body;
-3. status → execution_start → execution_cached → per node executing/progress/executed → execution_success
-   → `executing {node: null}` last (history is written just before it); binary frames are previews;
-4. execution_error, then `executing` null; history `status_str: "error"`; interrupts look alike;
+2. `POST /prompt` answers 200 `{prompt_id, number, node_errors}`, 400 with `node_errors` for a bad graph
+   (missing input, value out of range, not in list), and a text/plain 500 for a non-JSON body;
+3. `status` twice → execution_start → execution_cached → per node, in dependency order: `progress_state`
+   (running), `executing`, for a sampler one `progress_state` + `progress {value, max, prompt_id, node}` +
+   binary preview per step, `executed` for output nodes, `progress_state` (finished) → execution_success →
+   `status` → `executing {node: null, prompt_id}` last (history is written just before it);
+4. execution_error (with a traceback of server paths, as the real one), then `executing` null; history
+   `status_str: "error"`; interrupts look alike; `SaveImage` outside its output folder fails at run time
+   with the real message, absolute paths included;
 5. `/history/{id}` is `200 {}` for unknown and unfinished prompts; `/queue` tells them apart;
 6. `/view` serves PNG bytes, 404/400 with an empty body;
-7. an identical resubmission is fully cached and `executed` names the old file;
-8. `/interrupt {prompt_id}` and `/queue {delete}` always answer 200.
+7. only the previous prompt's node outputs are cached: a back-to-back identical prompt runs no node and
+   `executed` names the old file; pixels depend on the seeds, and every image of a batch differs;
+8. `/interrupt {prompt_id}` and `/queue {delete}` always answer 200;
+9. `crash()` then `revive()`: sockets close, and the queue, history and cache are gone, like a kill -9.
 
 Behaviour is chosen by markers in any string input of the graph (e.g. the positive prompt):
 `[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted, `[drop]` closes every socket
 mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
-`refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs, and
-the POST
-answers only once the client has reconnected). Everything received is recorded for assertions.
+`refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs,
+and the POST answers only once the client has reconnected), `hold` (prompts wait in the queue until
+`release()`). Everything received and every text frame sent is recorded for assertions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 import uuid
@@ -32,25 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from PIL import Image
+
+from .comfyui_nodes import OUTPUT_NODES, SAMPLERS, encode_png, execution_order, pixels, signature, validate
 
 __all__ = ["FakeComfyUI", "Received"]
 
-_LINK = "link"
-_SCHEMA: dict[str, dict[str, Any]] = {
-    "CheckpointLoaderSimple": {"ckpt_name": str},
-    "CLIPTextEncode": {"text": str, "clip": _LINK},
-    "EmptyLatentImage": {"width": int, "height": int, "batch_size": int},
-    "KSampler": {
-        "seed": int, "steps": int, "cfg": float, "sampler_name": str, "scheduler": str, "denoise": float,
-        "model": _LINK, "positive": _LINK, "negative": _LINK, "latent_image": _LINK,
-    },
-    "VAEDecode": {"samples": _LINK, "vae": _LINK},
-    "SaveImage": {"filename_prefix": str, "images": _LINK},
-    "PreviewImage": {"images": _LINK},
-    "EmptyImage": {"width": int, "height": int, "batch_size": int, "color": int},
-}
-_OUTPUT_NODES = {"SaveImage", "PreviewImage"}
+# Where the fake pretends to be installed: its error texts carry these paths, as a real server's do.
+INSTALL_DIR = "/opt/ComfyUI"
+OUTPUT_DIR = INSTALL_DIR + "/output"
 
 
 @dataclass
@@ -72,7 +66,7 @@ class _Item:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def queue_row(self) -> list[Any]:
-        outputs = [n for n, node in self.graph.items() if node["class_type"] in _OUTPUT_NODES]
+        outputs = [n for n, node in self.graph.items() if node["class_type"] in OUTPUT_NODES]
         return [self.number, self.prompt_id, self.graph, {"client_id": self.client_id}, outputs]
 
 
@@ -80,8 +74,17 @@ class _Interrupted(Exception):
     pass
 
 
-def _error(kind: str, message: str, name: str, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "message": message, "details": name, "extra_info": {"input_name": name, **extra}}
+class _Failed(Exception):
+    def __init__(self, node_id: str, exception_type: str, message: str, where: str) -> None:
+        super().__init__(node_id)
+        self.node_id, self.exception_type, self.message, self.where = node_id, exception_type, message, where
+
+
+def _traceback(where: str) -> list[str]:
+    # The real traceback names the install folder of ComfyUI in every line.
+    return [f'  File "{INSTALL_DIR}/execution.py", line 496, in execute\n    output_data, output_ui = ...\n',
+            f'  File "{INSTALL_DIR}/execution.py", line 277, in process_inputs\n    result = f(**inputs)\n',
+            f'  File "{INSTALL_DIR}/{where}\n']
 
 
 class FakeComfyUI:
@@ -90,6 +93,8 @@ class FakeComfyUI:
     def __init__(self, *, checkpoints: tuple[str, ...] = ("sd_xl_base_1.0.safetensors",)) -> None:
         self.checkpoints = checkpoints
         self.received: list[Received] = []
+        # Every text frame sent to a client, as (type, data).
+        self.sent: list[tuple[str, dict[str, Any]]] = []
         self.history: dict[str, dict[str, Any]] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.early_frames = False
@@ -98,19 +103,22 @@ class FakeComfyUI:
         self.reconnect_during_post = False
         # Older ComfyUI sends no `executed` for cached output nodes; their images are only in /history.
         self.cached_executed = True
+        self.hold = False
         self.running: _Item | None = None
         self.hanging: str | None = None
         self.ws_connects = 0
         self.prompt_ids: list[str] = []
         self._pending: list[_Item] = []
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
-        self._cache: dict[str, dict[str, Any]] = {}
+        # Node outputs of the previous prompt only, by cache key (None for nodes without UI output).
+        self._cache: dict[str, dict[str, Any] | None] = {}
         self._interrupt = asyncio.Event()
         self._changed = asyncio.Condition()
         self._number = 0
         self._counter = 0
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._port = 0
         self.url = ""
 
     # ---- lifecycle and test helpers
@@ -126,10 +134,10 @@ class FakeComfyUI:
         app.router.add_get("/system_stats", self._system_stats)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{self._port}"
         self._worker = asyncio.create_task(self._work())
         return self.url
 
@@ -137,11 +145,33 @@ class FakeComfyUI:
         self._interrupt.set()
         if self._worker is not None:
             self._worker.cancel()
-        for sockets in self._sockets.values():
-            for ws in list(sockets):
-                await ws.close()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        await self.drop_sockets()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def crash(self) -> None:
+        """Stop like a kill -9: sockets closed, connections refused, queue, history and cache forgotten."""
+        await self.close()
+        self._pending.clear()
+        self.history.clear()
+        self._cache.clear()
+        self.running = self.hanging = None
+        self._number = 0
+        await self._notify()
+
+    async def revive(self) -> None:
+        """Listen again on the same port after `crash()`, with an empty queue and history."""
+        self._interrupt.clear()
+        await self.start()
+        await self._notify()
+
+    def release(self) -> None:
+        """Let prompts held by `hold` run."""
+        self.hold = False
+        asyncio.get_running_loop().create_task(self._notify())
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Block until `predicate()` holds; re-checked on every state change of the fake."""
@@ -152,6 +182,10 @@ class FakeComfyUI:
     def calls(self, method: str, path: str) -> list[Received]:
         """Requests received for one method and path."""
         return [r for r in self.received if r.method == method and r.path == path]
+
+    def frames(self, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Text frames sent for one prompt, in order (status frames carry no prompt id and are left out)."""
+        return [(kind, data) for kind, data in self.sent if data.get("prompt_id") == prompt_id]
 
     @property
     def prompts(self) -> list[dict[str, Any]]:
@@ -206,11 +240,12 @@ class FakeComfyUI:
             return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble",
                                 content_type="text/plain")
         graph = data.get("prompt")
-        problem = self._validate(graph)
+        # The counter moves for rejected prompts too.
+        self._number += 1
+        problem = validate(graph, self.checkpoints)
         if problem is not None:
             return web.json_response(problem, status=400)
-        self._number += 1
-        item = _Item(self._number, str(uuid.uuid4()), graph, data.get("client_id"))
+        item = _Item(self._number - 1, str(uuid.uuid4()), graph, data.get("client_id"))
         self._pending.append(item)
         self.prompt_ids.append(item.prompt_id)
         await self._notify()
@@ -219,45 +254,6 @@ class FakeComfyUI:
         if self.reconnect_during_post:
             await self._run_while_disconnected(item)
         return web.json_response({"prompt_id": item.prompt_id, "number": item.number, "node_errors": {}})
-
-    def _validate(self, graph: Any) -> dict[str, Any] | None:
-        if not isinstance(graph, dict):
-            err = {"type": "invalid_prompt", "message": "Cannot execute because the prompt is not a graph.",
-                   "details": "", "extra_info": {}}
-            return {"error": err, "node_errors": {}}
-        node_errors: dict[str, Any] = {}
-        for node_id, node in graph.items():
-            schema = _SCHEMA.get(node.get("class_type"))
-            if schema is None:
-                err = {"type": "invalid_prompt", "details": f"Node ID '#{node_id}'", "extra_info": {},
-                       "message": f"Cannot execute because node {node.get('class_type')} does not exist."}
-                return {"error": err, "node_errors": {}}
-            errors = []
-            inputs = node.get("inputs", {})
-            for name, kind in schema.items():
-                value = inputs.get(name)
-                if value is None:
-                    errors.append(_error("required_input_missing", "Required input is missing", name))
-                elif kind is _LINK:
-                    if not (isinstance(value, list) and value and str(value[0]) in graph):
-                        errors.append(_error("bad_linked_input", "Bad linked input, must be a length-2 list", name))
-                elif name == "ckpt_name" and value not in self.checkpoints:
-                    errors.append(_error("value_not_in_list", "Value not in list", name, received_value=value))
-                elif not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
-                    errors.append(_error("invalid_input_type", f"Failed to convert an input {name} value", name))
-            if errors:
-                outputs = [n for n, x in graph.items() if x.get("class_type") in _OUTPUT_NODES]
-                node_errors[node_id] = {
-                    "errors": errors, "dependent_outputs": outputs, "class_type": node["class_type"]
-                }
-        if node_errors:
-            err = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
-                   "details": "", "extra_info": {}}
-            return {"error": err, "node_errors": node_errors}
-        if not any(node["class_type"] in _OUTPUT_NODES for node in graph.values()):
-            err = {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}
-            return {"error": err, "node_errors": []}
-        return None
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         running = [self.running.queue_row()] if self.running else []
@@ -297,7 +293,9 @@ class FakeComfyUI:
         return web.Response(body=data, content_type="image/png")
 
     async def _system_stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"system": {"os": "posix", "comfyui_version": "0.0.0-fake"}, "devices": []})
+        # The real answer lists the command line, install paths included.
+        system = {"os": "posix", "comfyui_version": "0.3.64", "argv": ["main.py", "--output-directory", OUTPUT_DIR]}
+        return web.json_response({"system": system, "devices": []})
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         if self.refuse_ws:
@@ -321,14 +319,20 @@ class FakeComfyUI:
         return {"exec_info": {"queue_remaining": len(self._pending) + (1 if self.running else 0)}}
 
     async def _send(self, item: _Item, kind: str, data: dict[str, Any]) -> None:
+        self.sent.append((kind, data))
         for ws in list(self._sockets.get(item.client_id or "", ())):
             if not ws.closed:
                 await ws.send_json({"type": kind, "data": data})
 
+    async def _send_preview(self, item: _Item) -> None:
+        for ws in list(self._sockets.get(item.client_id or "", ())):
+            if not ws.closed:
+                await ws.send_bytes(b"\x00\x00\x00\x01\x00\x00\x00\x02preview")
+
     async def _work(self) -> None:
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: bool(self._pending))
+                await self._changed.wait_for(lambda: bool(self._pending) and not self.hold)
             item = self._pending.pop(0)
             self.running = item
             self._interrupt.clear()
@@ -347,75 +351,63 @@ class FakeComfyUI:
 
         async def event(kind: str, data: dict[str, Any], *, keep: bool = True) -> None:
             # `keep`: the event is also one of history's status messages (and carries a timestamp).
-            data = {**data, "prompt_id": pid}
+            data = {"prompt_id": pid, **data}
             if keep:
                 data["timestamp"] = int(time.time() * 1000)
                 messages.append([kind, data])
             await self._send(item, kind, data)
 
-        await self._send(item, "status", {"status": self._status()})
+        for _ in range(2):  # ComfyUI sends the queue size twice when a prompt starts
+            await self._send(item, "status", {"status": self._status()})
         await event("execution_start", {})
-        key = json.dumps(graph, sort_keys=True)
-        cached = self._cache.get(key)
-        await event("execution_cached", {"nodes": list(graph) if cached is not None else []})
+        order = execution_order(graph)
+        keys = {node_id: signature(graph, node_id) for node_id in order}
+        cached = [node_id for node_id in graph if node_id in keys and keys[node_id] in self._cache]
+        await event("execution_cached", {"nodes": cached})
         markers = " ".join(str(v) for n in graph.values() for v in n["inputs"].values() if isinstance(v, str))
-        outputs: dict[str, Any] = {}
-        executed: list[str] = []
-        # Markers act in the sampler, or in the first node of a graph without one.
-        trigger = next((n for n, x in graph.items() if x["class_type"] == "KSampler"), next(iter(graph)))
+        # Markers act in the sampler, or in the first node that runs when there is none.
+        trigger = next((n for n in order if graph[n]["class_type"] in SAMPLERS), order[0])
+        run = _Run(self, item, order)
         try:
-            if cached is not None:
-                for node_id, output in cached.items():
-                    outputs[node_id] = output
-                    if self.cached_executed:
-                        await event("executed", {"node": node_id, "display_node": node_id, "output": output},
-                                    keep=False)
-            else:
-                for node_id, node in graph.items():
-                    if self._interrupt.is_set():
-                        raise _Interrupted(node_id)
-                    await self._send(item, "executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
-                    if node["class_type"] == "KSampler":
-                        await self._progress(item, node_id, node)
-                    if node_id == trigger:
-                        await self._misbehave(item, node_id, markers)
-                    if node["class_type"] in _OUTPUT_NODES:
-                        outputs[node_id] = self._save(graph, node)
-                        data = {"node": node_id, "display_node": node_id, "output": outputs[node_id], "prompt_id": pid}
-                        await self._send(item, "executed", data)
-                    executed.append(node_id)
-                self._cache[key] = outputs
+            for node_id in order:
+                if node_id in cached:
+                    await run.cached(node_id, self._cache[keys[node_id]])
+                    continue
+                if self._interrupt.is_set():
+                    raise _Interrupted(node_id)
+                await run.begin(node_id)
+                if graph[node_id]["class_type"] in SAMPLERS:
+                    await run.steps(node_id, int(graph[node_id]["inputs"]["steps"]))
+                if node_id == trigger:
+                    await self._misbehave(item, node_id, markers)
+                if graph[node_id]["class_type"] in OUTPUT_NODES:
+                    await run.output(node_id, self._save(graph, node_id))
+                await run.end(node_id)
         except _Interrupted as stop:
             node_id = str(stop)
             await event("execution_interrupted", {"node_id": node_id, "node_type": graph[node_id]["class_type"],
-                                                  "executed": executed})
-            self._finish(item, outputs, messages, "error")
-        except RuntimeError as exc:
-            node_id = str(exc)
+                                                  "executed": run.executed})
+            self._finish(item, run.outputs, messages, "error")
+        except _Failed as failed:
             await event("execution_error", {
-                "node_id": node_id, "node_type": graph[node_id]["class_type"], "executed": executed,
-                "exception_message": "Allocation on device (fake out of memory)",
-                "exception_type": "torch.OutOfMemoryError", "traceback": ["  File fake.py"],
-                "current_inputs": {}, "current_outputs": {},
+                "node_id": failed.node_id, "node_type": graph[failed.node_id]["class_type"],
+                "executed": run.executed, "exception_message": failed.message,
+                "exception_type": failed.exception_type, "traceback": _traceback(failed.where),
+                "current_inputs": {k: [v] for k, v in graph[failed.node_id]["inputs"].items()},
+                "current_outputs": order,
             })
-            self._finish(item, outputs, messages, "error")
+            self._finish(item, run.outputs, messages, "error")
         else:
             await event("execution_success", {})
-            self._finish(item, outputs, messages, "success")
-        await self._send(item, "executing", {"node": None, "display_node": None, "prompt_id": pid})
-
-    async def _progress(self, item: _Item, node_id: str, node: dict[str, Any]) -> None:
-        steps = min(3, int(node["inputs"]["steps"]))
-        for step in range(1, steps + 1):
-            await self._send(item, "progress", {"value": step, "max": steps, "prompt_id": item.prompt_id,
-                                                 "node": node_id})
-            for ws in list(self._sockets.get(item.client_id or "", ())):
-                if not ws.closed:
-                    await ws.send_bytes(b"\x00\x00\x00\x01\x00\x00\x00\x02preview")
+            self._finish(item, run.outputs, messages, "success")
+        self._cache = {keys[n]: run.outputs.get(n) for n in [*cached, *run.executed]}
+        await self._send(item, "status", {"status": {"exec_info": {"queue_remaining": len(self._pending)}}})
+        await self._send(item, "executing", {"node": None, "prompt_id": pid})
 
     async def _misbehave(self, item: _Item, node_id: str, markers: str) -> None:
         if "[fail]" in markers:
-            raise RuntimeError(node_id)
+            raise _Failed(node_id, "torch.OutOfMemoryError", "Allocation on device ",
+                          'comfy/sample.py", line 50, in sample\n    samples = sampler.sample(...)')
         if "[drop]" in markers:
             if self.refuse_ws_after_drop:
                 self.refuse_ws = True
@@ -431,34 +423,84 @@ class FakeComfyUI:
             "prompt": item.queue_row(),
             "outputs": outputs,
             "status": {"status_str": status, "completed": status == "success", "messages": messages},
-            "meta": {n: {"node_id": n, "display_node": n} for n in outputs},
+            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in outputs},
         }
 
-    def _source(self, graph: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-        # Follow links upstream until a node that sets the size (EmptyImage / EmptyLatentImage).
-        if "width" in node["inputs"] and "height" in node["inputs"]:
-            return node
-        for value in node["inputs"].values():
-            if isinstance(value, list) and value and str(value[0]) in graph:
-                found = self._source(graph, graph[str(value[0])])
-                if found:
-                    return found
-        return {}
-
-    def _save(self, graph: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-        source = self._source(graph, node)["inputs"]
-        width, height, batch = int(source["width"]), int(source["height"]), int(source["batch_size"])
-        color = int(source.get("color", 0x4080C0))
+    def _save(self, graph: dict[str, Any], node_id: str) -> dict[str, Any]:
+        node = graph[node_id]
         prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
         subfolder, _, base = prefix.rpartition("/")
+        if node["class_type"] == "SaveImage" and (prefix.startswith("/") or ".." in subfolder.split("/")):
+            # The real check resolves the folder and refuses anything outside the output folder.
+            target = INSTALL_DIR if ".." in subfolder.split("/") else "/" + subfolder.strip("/")
+            raise _Failed(
+                node_id, "Exception",
+                "**** ERROR: Saving image outside the output folder is not allowed.\n"
+                f" full_output_folder: {target}\n         output_dir: {OUTPUT_DIR}\n"
+                f"         commonpath: {INSTALL_DIR if target == INSTALL_DIR else '/'}\n",
+                'folder_paths.py", line 397, in get_save_image_path\n    raise Exception(err)',
+            )
         kind = "output" if node["class_type"] == "SaveImage" else "temp"
         images = []
-        for index in range(batch):
+        for image in pixels(graph, node_id):
             self._counter += 1
             filename = f"{base}_{self._counter:05d}_.png"
-            out = io.BytesIO()
-            rgb = ((color >> 16) & 255, (color >> 8) & 255, (color + index) & 255)
-            Image.new("RGB", (width, height), rgb).save(out, "PNG")
-            self.files[(kind, subfolder, filename)] = out.getvalue()
+            self.files[(kind, subfolder, filename)] = encode_png(image)
             images.append({"filename": filename, "subfolder": subfolder, "type": kind})
         return {"images": images}
+
+
+class _Run:
+    """The frames of one prompt's nodes: `progress_state` around each, `executing`, sampler steps, `executed`."""
+
+    def __init__(self, fake: FakeComfyUI, item: _Item, order: list[str]) -> None:
+        self.fake, self.item, self.order = fake, item, order
+        self.states: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, Any] = {}
+        self.executed: list[str] = []
+
+    def _state(self, node_id: str, value: float, top: float, state: str) -> None:
+        pid = self.item.prompt_id
+        self.states[node_id] = {"value": value, "max": top, "state": state, "node_id": node_id, "prompt_id": pid,
+                                "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}
+
+    async def _progress_state(self) -> None:
+        # Only nodes that are not pending are listed; cached nodes never are.
+        nodes = {n: dict(s) for n, s in self.states.items()}
+        await self.fake._send(self.item, "progress_state", {"prompt_id": self.item.prompt_id, "nodes": nodes})
+
+    async def cached(self, node_id: str, output: dict[str, Any] | None) -> None:
+        if output is None:
+            return
+        self.outputs[node_id] = output
+        if self.fake.cached_executed:
+            await self.fake._send(self.item, "executed", {"node": node_id, "display_node": node_id, "output": output,
+                                                          "prompt_id": self.item.prompt_id})
+        self._state(node_id, 1, 1, "finished")  # ints here, floats everywhere else: as measured
+        await self._progress_state()
+
+    async def begin(self, node_id: str) -> None:
+        self._state(node_id, 0.0, 1.0, "running")
+        await self._progress_state()
+        await self.fake._send(self.item, "executing", {"node": node_id, "display_node": node_id,
+                                                       "prompt_id": self.item.prompt_id})
+
+    async def steps(self, node_id: str, steps: int) -> None:
+        for step in range(1, steps + 1):
+            self._state(node_id, step, steps, "running")
+            await self._progress_state()
+            await self.fake._send(self.item, "progress", {"value": step, "max": steps,
+                                                          "prompt_id": self.item.prompt_id, "node": node_id})
+            await self.fake._send_preview(self.item)
+
+    async def output(self, node_id: str, output: dict[str, Any]) -> None:
+        self.outputs[node_id] = output
+        await self.fake._send(self.item, "executed", {"node": node_id, "display_node": node_id, "output": output,
+                                                      "prompt_id": self.item.prompt_id})
+
+    async def end(self, node_id: str) -> None:
+        state = self.states[node_id]
+        top = state["max"]
+        self._state(node_id, top, top, "finished")
+        await self._progress_state()
+        self.executed.append(node_id)
