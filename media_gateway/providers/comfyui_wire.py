@@ -78,14 +78,36 @@ decode_history = msgspec.json.Decoder(dict[str, HistoryEntry])
 decode_queue = msgspec.json.Decoder(dict[str, list[list[Any]]])
 
 
+# Progress stays below this until the job has really finished (images downloaded and stored).
+_BEFORE_END = 0.99
+
+
+def _ratio(value: Any, top: Any) -> float:
+    """`value / max` of a `progress` frame or a `progress_state` node, clamped to 0..1; 0 when unreadable."""
+    if isinstance(value, bool) or isinstance(top, bool):
+        return 0.0
+    if not isinstance(value, int | float) or not isinstance(top, int | float) or top <= 0:
+        return 0.0
+    return min(1.0, max(0.0, value / top))
+
+
 @dataclass(slots=True)
 class PromptRun:
-    """What the frames of one prompt (or its `/history` entry) have told us so far."""
+    """What the frames of one prompt (or its `/history` entry) have told us so far.
+
+    Progress counts nodes: each finished or cached node is one part of `total_nodes`, and the node
+    running now adds its own `value / max` (a sampler's steps). ComfyUI tells this three ways, all folded
+    in: `progress_state` (every node's state, around each node), `progress` (per sampler step) and
+    `executing` (a new node means the one before it finished). Nodes never go back to unfinished, so the
+    fraction never falls; it stays below 1.0 until the prompt has ended.
+    """
 
     prompt_id: str
     total_nodes: int
     output_nodes: tuple[str, ...]
-    done_nodes: int = 0
+    finished: set[str] = field(default_factory=set)
+    current: str | None = None
+    within: float = 0.0
     images: list[ImageRef] = field(default_factory=list)
     error: dict[str, Any] | None = None
     interrupted: bool = False
@@ -99,33 +121,71 @@ class PromptRun:
             if ref.type == "output" and ref not in self.images:
                 self.images.append(ref)
 
-    def fraction(self, within: float = 0.0) -> float:
-        return min(0.99, (self.done_nodes + within) / max(1, self.total_nodes))
+    def fraction(self) -> float:
+        """The share of the prompt done so far, 0 ≤ f ≤ 0.99."""
+        total = max(self.total_nodes, len(self.finished) + (self.current is not None))
+        within = self.within if self.current is not None and self.current not in self.finished else 0.0
+        return min(_BEFORE_END, (len(self.finished) + within) / max(1, total))
+
+    def _finish(self, node: str) -> None:
+        self.finished.add(node)
+        if node == self.current:
+            self.current, self.within = None, 0.0
+
+    def _start(self, node: str, within: float = 0.0) -> None:
+        if node in self.finished:
+            return
+        if node != self.current:
+            # `executing` of a new node: the one before it has finished.
+            if self.current is not None:
+                self.finished.add(self.current)
+            self.current, self.within = node, 0.0
+        self.within = max(self.within, within)
+
+    def _states(self, nodes: Mapping[str, Any]) -> None:
+        for node, state in nodes.items():
+            if not isinstance(state, dict):
+                continue
+            if state.get("state") == "finished":
+                self._finish(str(node))
+            elif state.get("state") == "running":
+                self._start(str(node), _ratio(state.get("value"), state.get("max")))
 
     def apply(self, frame: Frame, progress: ProgressCallback) -> bool:
         """Fold one frame in; True when the prompt has ended (`executing` with node null)."""
         data = frame.data
         match frame.type:
             case "execution_start":
-                progress("running", 0.0)
+                pass
             case "execution_cached":
-                self.done_nodes += len(data.get("nodes") or [])
-                progress("running", self.fraction())
+                for node in data.get("nodes") or []:
+                    self._finish(str(node))
+            case "progress_state":
+                nodes = data.get("nodes")
+                if isinstance(nodes, dict):
+                    self._states(nodes)
             case "executing":
-                if data.get("node") is None:
+                node = data.get("node")
+                if node is None:
                     return True
-                progress("running", self.fraction())
+                self._start(str(node))
             case "progress":
-                value, top = data.get("value", 0), data.get("max", 0)
-                within = value / top if isinstance(value, int | float) and isinstance(top, int | float) and top else 0.0
-                progress("running", self.fraction(within))
+                node = data.get("node")
+                if node is not None:
+                    self._start(str(node), _ratio(data.get("value"), data.get("max")))
             case "executed":
-                self.done_nodes += 1
-                self.add_outputs(str(data.get("node")), data.get("output") or {})
+                node = str(data.get("node"))
+                self._finish(node)
+                self.add_outputs(node, data.get("output") or {})
             case "execution_error":
                 self.error = data
+                return False
             case "execution_interrupted":
                 self.interrupted = True
+                return False
+            case _:
+                return False
+        progress("running", self.fraction())
         return False
 
     def from_history(self, entry: HistoryEntry) -> None:
