@@ -6,6 +6,7 @@ import random
 import urllib.request
 from typing import Any
 
+import msgspec
 import pytest
 
 from llm_gateway.app import create_app
@@ -154,3 +155,88 @@ async def test_a_backtracking_pattern_in_mock_mode_still_gets_a_matching_answer(
         reply = await client.post(GENERATE, json={**BODY, "response_schema": schema})
     assert reply.status == 200
     assert set(reply.json()["json"]["a"]) == {"a"}  # only a's can match the pattern
+
+
+# Issue 13 item 3: schemas that made mock synthesis block the event loop or crash.
+
+
+def _doubling_chain(levels: int) -> dict[str, Any]:
+    """`allOf` + `$ref` where each level applies the next one twice: 2**levels subschemas at one place."""
+    defs: dict[str, Any] = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(levels)}
+    defs[f"d{levels}"] = {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}
+    return {**_object({"$ref": "#/$defs/d0"}), "$defs": defs}
+
+
+def test_an_exponential_allof_chain_is_refused_naming_the_limit() -> None:
+    with pytest.raises(InvalidRequest, match="more than 256 subschemas") as caught:
+        _synth(_doubling_chain(16))
+    assert caught.value.details["limit"] == 256
+
+
+def test_a_long_linear_ref_chain_still_works() -> None:
+    defs: dict[str, Any] = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"minLength": 1}]} for i in range(20)}
+    defs["d20"] = {"type": "string"}
+    schema = {**_object({"$ref": "#/$defs/d0"}), "$defs": defs}
+    assert OutputSchema(schema).parse(msgspec.json.encode(_synth(schema)).decode())["a"]
+
+
+SELF_REQUIRED = {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]}
+SELF_ANYOF_ROOT = {"type": "object", "anyOf": [{"$ref": "#"}]}
+SELF_ANYOF_PROPERTY = _object({"anyOf": [{"$ref": "#/properties/a"}, {"type": "string", "minLength": 2}]})
+UNKNOWN_ANCHOR = _object({"$ref": "#foo"})
+HUGE_MULTIPLE = _object({"type": "number", "multipleOf": 1e-300, "minimum": 1e300})
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (SELF_REQUIRED, "nests deeper than 48 levels"),
+        (SELF_ANYOF_ROOT, "leads back to where it started"),
+        (SELF_ANYOF_PROPERTY, "leads back to where it started"),
+        (UNKNOWN_ANCHOR, "'#foo' does not resolve"),
+        ({"type": "object", "allOf": [{"$ref": "#"}]}, "leads back to where it started"),
+    ],
+)
+def test_schemas_with_no_finite_document_are_refused_not_recursed(schema: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        _synth(schema)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        _object({"anyOf": [{"type": "string", "minLength": 2}, {"$ref": "#/properties/a"}]}),
+        HUGE_MULTIPLE,
+        {**_object({"$ref": "#foo"}), "$defs": {"x": {"$anchor": "foo", "type": "integer", "minimum": 3}}},
+        _object({"type": "number", "multipleOf": 0.1, "exclusiveMinimum": 0, "maximum": 1}),
+        _object({"type": "integer", "multipleOf": 0.3, "minimum": 1}),
+    ],
+)
+def test_hard_but_satisfiable_schemas_get_a_valid_document(schema: dict[str, Any]) -> None:
+    doc = _synth(schema)
+    assert OutputSchema(schema).parse(msgspec.json.encode(doc).decode()) == doc
+
+
+@pytest.mark.parametrize(
+    ("schema", "status"),
+    [
+        (_doubling_chain(16), 400),
+        (SELF_REQUIRED, 400),
+        (SELF_ANYOF_ROOT, 400),
+        (UNKNOWN_ANCHOR, 400),
+        (SELF_ANYOF_PROPERTY, 400),
+        (HUGE_MULTIPLE, 200),
+    ],
+)
+async def test_schema_bombs_over_http_are_a_400_or_an_answer_never_a_500(schema: dict[str, Any], status: int) -> None:
+    app = create_app(parse_gateway_config(MOCK_ONLY))
+    async with AsgiClient(app) as client:
+        reply = await client.post(GENERATE, json={**BODY, "response_schema": schema})
+        health = await client.get("/healthz")
+    assert reply.status == status, reply.json()
+    if status == 400:
+        assert reply.json()["error"]["code"] == "invalid_request"
+        assert reply.json()["error"]["details"]["path"] == "$.response_schema"
+    else:
+        assert reply.json()["json"] is not None
+    assert health.status == 200

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .slot import Slot
+
 __all__ = ["Prose", "find_payload_value"]
 
 _BENEFITS = (
@@ -109,9 +111,37 @@ class Prose:
         """An answer for a task without a schema: a short paragraph naming the product and the task."""
         return f"{self.task.capitalize()} for {self.product}: {self.sentences(rng, 3)}"
 
-    def padding(self, rng: random.Random) -> str:
+    def padding(self, slot: Slot, rng: random.Random) -> str:
         """More text to reach a minimum length."""
         return " " + self.sentences(rng, 1)
+
+    def reuse(self, name: str) -> Any:
+        """The payload's value for a field called `name`, if it has one."""
+        return find_payload_value(self.flat, name)
+
+    def text(self, slot: Slot, rng: random.Random) -> str:
+        """The text for the string at `slot`."""
+        return self.for_field(slot.name, rng)
+
+    def count(self, slot: Slot, low: int, high: int, rng: random.Random) -> int | None:
+        """How many items the array at `slot` should have; None leaves it to the schema walker."""
+        return None
+
+    def pick(self, slot: Slot, options: list[Any], rng: random.Random) -> Any:
+        """One of an enum's `options` for `slot`."""
+        return rng.choice(options)
+
+    def integer(self, slot: Slot, low: int, high: int, rng: random.Random) -> int | None:
+        """An integer for `slot` in [low, high]; None leaves it to the schema walker."""
+        return None
+
+    def pattern_candidates(self) -> tuple[str, ...]:
+        """Strings about the product to try on a `pattern` before generating one from it."""
+        return (self.slug(), self.product, *self.product_words())
+
+    def free_properties(self) -> dict[str, Any]:
+        """Keys (and their schemas) for an object schema that names none, as in JSON mode."""
+        return {"summary": {"type": "string"}}
 
     def for_field(self, name: str, rng: random.Random) -> str:
         """A value that reads right for a field called `name` (headline, description, prompt, ...)."""
