@@ -8,13 +8,18 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llm_gateway.app import create_app
 from llm_gateway.config import parse_gateway_config
+from llm_gateway.providers.base import ProviderCall
+from llm_gateway.providers.mock import MockProvider, MockSettings
 from llm_gateway.providers.mock.prose import Prose
 from llm_gateway.providers.mock.synth import synthesize
 from llm_gateway.structured import OutputSchema
 from shared_contracts.errors import InvalidOutput, InvalidRequest
+from shared_contracts.llm import GenerateOptions, Message
 from tests.fakes.asgi import AsgiClient
 
 GENERATE = "/api/v1/llm/generate"
@@ -240,3 +245,60 @@ async def test_schema_bombs_over_http_are_a_400_or_an_answer_never_a_500(schema:
     else:
         assert reply.json()["json"] is not None
     assert health.status == 200
+
+
+def _schemas() -> st.SearchStrategy[dict[str, Any]]:
+    """Small schemas mixing every keyword the synthesiser handles, with refs into four `$defs` (cycles too)."""
+    names = st.sampled_from(["d0", "d1", "d2", "d3"])
+    leaf = st.one_of(
+        st.fixed_dictionaries({"type": st.sampled_from(["string", "integer", "number", "boolean", "null"])}),
+        st.fixed_dictionaries({"type": st.just("string")}, optional={
+            "minLength": st.integers(0, 20), "maxLength": st.integers(0, 40),
+            "pattern": st.sampled_from(["^[a-z]+$", r"^\d{2,4}$", "x", "^(a|b)c?$"]),
+            "format": st.sampled_from(["date", "uuid", "email", "uri"])}),
+        st.fixed_dictionaries({"type": st.sampled_from(["integer", "number"])}, optional={
+            "minimum": st.integers(-50, 50), "maximum": st.integers(-50, 100),
+            "exclusiveMinimum": st.integers(-60, 0), "multipleOf": st.sampled_from([1, 2, 0.5, 0.1, 7])}),
+        st.fixed_dictionaries({"enum": st.lists(st.integers(0, 3) | st.text(max_size=3), min_size=1, max_size=3)}),
+        st.fixed_dictionaries({"const": st.integers(0, 3)}),
+        names.map(lambda n: {"$ref": f"#/$defs/{n}"}),
+        st.just({"$ref": "#"}),
+    )
+
+    def grow(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        props = st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)
+        return st.one_of(
+            props.flatmap(lambda p: st.fixed_dictionaries({"type": st.just("object"), "properties": st.just(p)},
+                                                          optional={"required": st.just(sorted(p)[:2])})),
+            st.fixed_dictionaries({"type": st.just("array"), "items": inner},
+                                  optional={"minItems": st.integers(0, 3), "maxItems": st.integers(0, 5),
+                                            "uniqueItems": st.booleans()}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda parts: {"allOf": parts}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda parts: {"anyOf": parts}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda parts: {"oneOf": parts}),
+        )
+
+    node = st.recursive(leaf, grow, max_leaves=12)
+    return st.fixed_dictionaries({
+        "type": st.just("object"),
+        "properties": st.dictionaries(st.sampled_from(["x", "y", "z"]), node, max_size=3),
+        "$defs": st.fixed_dictionaries({name: node for name in ("d0", "d1", "d2", "d3")}),
+    }, optional={"required": st.just(["x"])})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=_schemas(), seed=st.integers(0, 3))
+def test_any_schema_gets_a_valid_answer_or_a_400_never_a_crash_or_a_422(schema: dict[str, Any], seed: int) -> None:
+    try:
+        checked = OutputSchema(schema)
+    except InvalidRequest:
+        return  # the gateway refuses it before any provider is called
+    provider = MockProvider("mock", MockSettings(fixtures_dir="/nonexistent"))
+    call = ProviderCall(model="m", messages=[Message(role="user", content=str(seed))], options=GenerateOptions(),
+                        response_schema=schema, role="brand", task="x", payload={"name": "Lamp"})
+    try:
+        text = provider.answer(call)
+    except InvalidRequest as refusal:
+        assert refusal.details["path"] == "$.response_schema"
+        return
+    checked.parse(text)  # InvalidOutput here would be a 422 no live model following the schema gives

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .slot import Slot
@@ -86,7 +86,9 @@ def _first_text(flat: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
 class Prose:
     """Writes short phrases and sentences about the payload's product, keyed by a field's name."""
 
-    def __init__(self, payload: Mapping[str, Any], *, role: str, task: str) -> None:
+    def __init__(
+        self, payload: Mapping[str, Any], *, role: str, task: str, messages: Sequence[Any] = ()
+    ) -> None:
         self.flat: dict[str, Any] = {}
         _flatten(payload, self.flat)
         self.product = _first_text(self.flat, _NAME_KEYS) or "the product"

@@ -1,7 +1,9 @@
 """The mock provider: answers from `<fixtures_dir>/<role>.<task>.json`, else writes a deterministic answer.
 
-With a `response_schema` it synthesises a schema-valid document reusing payload values; without one it
-writes a short plausible paragraph. Same request, same answer. It never sleeps unless `delay_ms` is set.
+With a `response_schema` it synthesises a schema-valid document in the product's language from the
+payload; without one it writes a short paragraph. It ends the text as a live model would (`max_tokens`,
+`stop`), in complete answers and streams alike. Same request, same answer. It never sleeps unless
+`delay_ms` is set.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Annotated, Any
 import msgspec
 
 from ..base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from .check import DocumentCheck
 from .prose import Prose
 from .synth import synthesize
+from .tokens import count_tokens, end_text
 
 __all__ = ["MockProvider", "MockSettings", "estimate_tokens"]
 
@@ -37,8 +41,8 @@ class MockSettings(ProviderSettings, frozen=True):
 
 
 def estimate_tokens(text: str) -> int:
-    """A rough token count (about four characters per token), never zero."""
-    return max(1, (len(text) + 3) // 4)
+    """The mock's token count of `text` (see tokens.py), never zero."""
+    return max(1, count_tokens(text))
 
 
 def _load_fixtures(directory: Path) -> dict[str, str]:
@@ -67,6 +71,7 @@ class MockProvider(Provider):
         self._stream_words = settings.stream_words
         # Read once at configuration time: a broken fixture fails start-up, not a request.
         self._fixtures = _load_fixtures(Path(settings.fixtures_dir))
+        self._check = DocumentCheck()
 
     @property
     def fixtures(self) -> frozenset[str]:
@@ -74,24 +79,32 @@ class MockProvider(Provider):
         return frozenset(self._fixtures)
 
     def answer(self, call: ProviderCall) -> str:
-        """The text this provider answers `call` with."""
+        """The whole text this provider answers `call` with, before `max_tokens` and `stop` end it."""
         fixture = self._fixtures.get(f"{call.role}.{call.task}")
         if fixture is not None:
             return fixture
         seed = hashlib.blake2b(
-            _seed_encoder.encode([call.role, call.task, call.payload, call.response_schema, call.messages]),
+            _seed_encoder.encode(
+                [call.role, call.task, call.payload, call.response_schema, call.messages, call.options.seed]
+            ),
             digest_size=8,
         ).digest()
         rng = random.Random(int.from_bytes(seed, "big"))
-        prose = Prose(call.payload, role=call.role, task=call.task)
+        prose = Prose(call.payload, role=call.role, task=call.task, messages=call.messages)
         if call.response_schema is not None:
-            return _encoder.encode(synthesize(call.response_schema, prose=prose, rng=rng)).decode()
+            doc = synthesize(call.response_schema, prose=prose, rng=rng)
+            self._check.check(call.response_schema, doc)
+            return _encoder.encode(doc).decode()
         return prose.plain_answer(rng)
 
     def _result(self, call: ProviderCall, text: str) -> ProviderResult:
         prompt = sum(len(m.content) for m in call.messages)
+        ending = end_text(text, max_tokens=call.options.max_tokens, stop=call.options.stop)
         return ProviderResult(
-            text=text, finish_reason="stop", input_tokens=max(1, (prompt + 3) // 4), output_tokens=estimate_tokens(text)
+            text=ending.text,
+            finish_reason=ending.finish_reason,
+            input_tokens=max(1, (prompt + 3) // 4),
+            output_tokens=max(1, ending.tokens) if ending.text else 0,
         )
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
@@ -102,8 +115,9 @@ class MockProvider(Provider):
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         if self._delay:
             await asyncio.sleep(self._delay)
-        text = self.answer(call)
-        pieces = _PIECE.findall(text)
+        result = self._result(call, self.answer(call))
+        # The deltas are the ended text, so a stream stops where the complete answer does.
+        pieces = _PIECE.findall(result.text)
         for start in range(0, len(pieces), self._stream_words):
             yield Delta("".join(pieces[start : start + self._stream_words]))
-        yield self._result(call, text)
+        yield result

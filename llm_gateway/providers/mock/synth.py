@@ -242,7 +242,10 @@ class _Walker:
                 continue
             out.append(element)
         if len(out) < low:
-            raise refused(f"the mock provider found no {low} distinct items for {_where(slot)}", keyword="uniqueItems")
+            raise refused(
+                f"the mock provider cannot honour 'uniqueItems': found no {low} distinct items for {_where(slot)}",
+                keyword="uniqueItems",
+            )
         return out
 
     def string(self, schema: Mapping[str, Any], slot: Slot) -> str:
