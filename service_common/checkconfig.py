@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from .config import ConfigError, convert_section, read_yaml
+from .config import CONFIG_DIR_VAR, ConfigError, convert_section, explain_config_error, read_yaml
 
 __all__ = ["CHECK_CONFIG", "check_config_command", "config_problems", "run_check_config"]
 
@@ -96,12 +96,14 @@ def run_check_config(
     parser.add_argument("path", type=Path)
     args = parser.parse_args(argv)
     stream = out if out is not None else sys.stdout
+    env = os.environ if environ is None else environ
     try:
         load(args.path)
     except (ConfigError, NotImplementedError) as exc:
-        problems = _describe(args.path, config_type, exc, os.environ if environ is None else environ)
+        problems = _describe(args.path, config_type, exc, env)
         for problem in problems:
-            print(f"{args.path}: {problem}", file=stream)
+            # The file first, and the variable when an empty `${VAR}` is behind the value.
+            print(explain_config_error(args.path, problem, env), file=stream)
         print(f"{args.path}: {len(problems)} problem(s)", file=stream)
         return 1
     print(f"{args.path}: ok", file=stream)
@@ -111,7 +113,7 @@ def run_check_config(
 def _describe(path: Path, config_type: type[Any], exc: Exception, environ: Mapping[str, str]) -> list[str]:
     loader_says = str(exc).removeprefix(f"{path}: ")
     try:
-        raw = read_yaml(path, environ)
+        raw = read_yaml(path, {**environ, CONFIG_DIR_VAR: str(path.resolve().parent)})
     except ConfigError:
         return [loader_says]
     # The loader converts before it checks references, so when the schema walk finds problems its one
