@@ -13,8 +13,11 @@ from service_common.server import parse_serve_args, serve
 
 from .app import create_app
 from .config import MediaConfig, load_media_config
+from .preflight import check_storage
 
 __all__ = ["main"]
+
+_GRACE_MARGIN_S = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,10 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_media_config(args.config, os.environ)
         app = create_app(config)
+        # A missing or read-only store or job database is a configuration error too, named here.
+        check_storage(config)
     except ConfigError as exc:
         print(f"media-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn's own graceful wait outlasts the jobs' grace, so waiting clients are answered by the job
+    # runner (result or 503 shutting_down) and never cut by the server.
+    serve(app, host=args.host, port=args.port, log_level=args.log_level,
+          graceful_s=config.jobs.shutdown_grace_s + _GRACE_MARGIN_S, on_exit=app.state.begin_shutdown)
     return 0
 
 

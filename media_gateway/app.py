@@ -26,20 +26,28 @@ from service_common.metrics import instrument, label_request
 from service_common.openapi import openapi_route
 from service_common.providers import build_providers
 from service_common.sse import sse_event, sse_response
-from shared_contracts.errors import Conflict, NotFound, UpstreamTimeout, error_from_body
+from shared_contracts.errors import (
+    Conflict,
+    ErrorEnvelope,
+    GatewayError,
+    NotFound,
+    NotReady,
+    UpstreamTimeout,
+    error_from_body,
+)
 from shared_contracts.media import ImageRequest, Job, JobEvent
 
 from .config import MediaConfig
 from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
 from .metrics import MediaMetrics
-from .openapi import MediaReadiness, ProviderQueue, media_openapi
+from .openapi import JobStoreHealth, MediaReadiness, ProviderQueue, media_openapi
 from .providers.base import MediaProvider
 from .service import IMAGES_PATH, MediaService
 from .sqlite_jobs import SqliteJobRegistry
 from .store import LocalImageStore, is_image_id
 from .workflows import load_workflows
 
-__all__ = ["AppState", "create_app"]
+__all__ = ["AppState", "ShutdownHook", "create_app"]
 
 JOBS_PATH = "/api/v1/media/jobs/"
 _decode_request = msgspec.json.Decoder(ImageRequest)
@@ -111,12 +119,16 @@ async def job_events(request: Request) -> Response:
     base = _base_url(request)
 
     async def frames() -> AsyncIterator[bytes]:
-        async for job in runner.follow(job_id):
-            if job.status in FINAL:
-                yield sse_event("job", _encode.encode(_present(job, base)))
-            else:
-                event = JobEvent(id=job.id, status=job.status, progress=job.progress)
-                yield sse_event("progress", _encode.encode(event))
+        try:
+            async for job in runner.follow(job_id):
+                if job.status in FINAL:
+                    yield sse_event("job", _encode.encode(_present(job, base)))
+                else:
+                    event = JobEvent(id=job.id, status=job.status, progress=job.progress)
+                    yield sse_event("progress", _encode.encode(event))
+        except GatewayError as exc:
+            # The gateway shuts down before the job ends: the stream ends with the envelope, not a cut.
+            yield sse_event("error", _encode.encode(ErrorEnvelope(error=exc.to_body(request_id_of(request)))))
 
     return sse_response(frames())
 
@@ -144,20 +156,37 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the live backends answer (ComfyUI: HTTP and its WebSocket) and both stores take writes."""
     service = _service(request)
+    problem: GatewayError | None = None
     if service.config.mode == "live":
         deadline = asyncio.get_running_loop().time() + _READY_BUDGET_S
         names = sorted({wf.spec.provider for wf in service.workflows.values()})
         for name in names:
             provider = service.providers[name]
             if provider.kind == "live":
-                await provider.health(deadline=deadline)
+                try:
+                    await provider.health(deadline=deadline)
+                except GatewayError as exc:
+                    problem = problem or exc
+    store = await service.store.health()
+    job_store = JobStoreHealth(writable=service.runner.store_error is None, error=service.runner.store_error)
     held = service.held()
     queues = {}
     for name, provider in service.providers.items():
         capacity = provider.capacity()
-        queues[name] = ProviderQueue(jobs=held.get(name, 0), max_jobs=capacity.max_jobs if capacity else None)
-    return MsgspecResponse(MediaReadiness(status="ready", mode=service.config.mode, providers=queues))
+        queues[name] = ProviderQueue(jobs=held.get(name, 0), max_jobs=capacity.max_jobs if capacity else None,
+                                     websocket=provider.status().get("websocket"))
+    report = MediaReadiness(status="ready", mode=service.config.mode, providers=queues, store=store,
+                            job_store=job_store)
+    if problem is None and not store.writable:
+        problem = NotReady(f"the image store is not writable ({store.error})")
+    if problem is None and not job_store.writable:
+        problem = NotReady(f"the job store refuses writes ({job_store.error})")
+    if problem is not None:
+        details = msgspec.to_builtins(msgspec.structs.replace(report, status="not_ready"))
+        raise NotReady(problem.message, details={**problem.details, **details})
+    return MsgspecResponse(report)
 
 
 ROUTES = [
@@ -187,6 +216,31 @@ def _registry(config: MediaConfig) -> JobRegistry:
     return MemoryJobRegistry(max_jobs=jobs.max_jobs, retention_s=jobs.retention_s)
 
 
+class ShutdownHook:
+    """Called by the server when SIGTERM arrives, before it waits for in-flight requests (`serve(on_exit=)`).
+
+    Jobs start draining at once (see `JobRunner.begin_drain`), so every `wait: true` client is answered
+    (its result, or 503 `shutting_down`) within `jobs.shutdown_grace_s`, never cut by the server's own
+    graceful timeout. `create_app` puts one on `app.state.begin_shutdown`.
+    """
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self.runner: JobRunner | None = None
+        self.requested = False
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self.runner is not None:
+            self.runner.begin_drain(self.grace_s)
+
+    def attach(self, runner: JobRunner | None) -> None:
+        """The lifespan's runner (None once it stopped); a SIGTERM that came during start-up applies now."""
+        self.runner = runner
+        if runner is not None and self.requested:
+            runner.begin_drain(self.grace_s)
+
+
 def create_app(
     config: MediaConfig, *, environ: Mapping[str, str] | None = None, metrics: MediaMetrics | None = None
 ) -> Starlette:
@@ -201,6 +255,7 @@ def create_app(
     providers = build_providers(config.providers, MediaProvider)  # type: ignore[type-abstract]  # YAML names it
     store = LocalImageStore(Path(config.store.dir))
     registry = _registry(config)
+    shutdown = ShutdownHook(config.jobs.shutdown_grace_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
@@ -212,10 +267,12 @@ def create_app(
             for provider in providers.values():
                 await provider.start()
                 stack.push_async_callback(provider.close)
-            # Closed first on shutdown: jobs end (and release upstream work) while providers still run.
+            # Closed first on shutdown: jobs end or are handed over while providers still run.
             stack.push_async_callback(functools.partial(runner.close, grace_s=config.jobs.shutdown_grace_s))
+            stack.callback(shutdown.attach, None)
             service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
             await service.recover(registry)
+            shutdown.attach(runner)
             yield {"service": service}
 
     app = Starlette(
@@ -225,6 +282,7 @@ def create_app(
         middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
         exception_handlers=dict(error_handlers()),
     )
+    app.state.begin_shutdown = shutdown
     instrument(app, media_metrics)
     return app
 

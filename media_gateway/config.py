@@ -19,6 +19,7 @@ __all__ = [
     "JobsConfig",
     "MediaConfig",
     "ParamSpec",
+    "ParamType",
     "StoreConfig",
     "Timeouts",
     "WorkflowRule",
@@ -59,16 +60,29 @@ class JobsConfig(Section, frozen=True):
         return Path(self.sqlite_path) if self.sqlite_path else Path(store.dir) / "jobs.sqlite3"
 
 
-class ParamSpec(Section, frozen=True):
-    """Where a request parameter goes in the graph (`node` id, `input` name) and its default.
+ParamType = Literal["int", "float", "bool", "string", "filename"]
 
-    Workflows without a graph file (cloud providers) use only `default`.
+
+class ParamSpec(Section, frozen=True):
+    """Where a request parameter goes in the graph (`node` id, `input` name), its default, type and bounds.
+
+    Workflows without a graph file (cloud providers) use no node/input. Every parameter beyond the
+    request's own fields declares `type` and bounds: `min`/`max` for numbers, `choices` or `max_length`
+    for strings; `filename` is a string that is one file name (no path separators, no leading dot). A
+    value outside them is refused with 400 before anything is sent upstream.
     """
 
     node: str | None = None
     input: str | None = None
     default: Any = None
     description: str = ""
+    type: ParamType | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
+    max_length: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # A regular expression the whole string value must match (strings and file names).
+    pattern: str | None = None
 
 
 class WorkflowSpec(Section, frozen=True):

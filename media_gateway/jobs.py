@@ -1,17 +1,20 @@
-"""Jobs: a registry interface with an in-memory default, and the local runner that drives them.
+"""The local job runner: drives each job's work as a task, lets requests wait, follow or cancel it.
 
-The registry holds Job snapshots (what a shared backend would store) and, for a durable registry, each
-unfinished job's ticket: what a restarted gateway needs to resume it. The runner holds what only this
-process can: the running task, a done-event for `wait: true`, and the SSE subscribers.
+The registry (job_registry.py) holds the snapshots; the runner holds what only this process can: the
+running task, a done-event for `wait: true`, and the SSE subscribers.
+
+Two promises hold whatever happens to the disk or the process:
+- a job that ends is released here (its slot, its waiters) even when its final snapshot cannot be saved;
+  that save is retried until the job store takes it (`storage_error` meanwhile, on `/readyz`);
+- on shutdown (`begin_drain`, at SIGTERM) jobs this process cannot finish in the grace time are left to
+  the next process exactly as a crash would leave them (durable registry: saved queued or running with
+  their ticket, upstream work kept), and whoever waits for them is answered 503 `shutting_down`.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
-import collections
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,98 +23,17 @@ from typing import Any
 import msgspec
 import structlog
 
-from shared_contracts.errors import Conflict, GatewayError, NotFound, ProviderUnavailable, UpstreamTimeout
+from shared_contracts.errors import Conflict, GatewayError, NotFound, ShuttingDown, StorageError, UpstreamTimeout
 from shared_contracts.media import ImageInfo, Job, JobStatus
+
+from .job_registry import FINAL, JobRegistry, JobTicket, MemoryJobRegistry
 
 __all__ = ["FINAL", "JobRegistry", "JobRunner", "JobTicket", "MemoryJobRegistry", "Work"]
 
 _log = structlog.get_logger(component="jobs")
 
-FINAL: frozenset[JobStatus] = frozenset({"succeeded", "failed", "canceled"})
-
 Work = Callable[[Callable[[JobStatus, float], None]], Awaitable[list[ImageInfo]]]
 """A job's work: called with a progress callback, returns the stored images."""
-
-
-class JobTicket(msgspec.Struct, kw_only=True, frozen=True):
-    """What resuming an unfinished job after a restart needs: its render call and its wall-clock deadline.
-
-    Kept beside the job, never shown to clients (it holds provider-specific data such as the graph).
-    """
-
-    provider: str
-    workflow: str
-    params: dict[str, Any]
-    graph: dict[str, Any] | None = None
-    output_nodes: list[str] = []
-    options: dict[str, Any] = {}
-    # Unix time the job must be finished by (a restart keeps the caller's budget, not a fresh one).
-    deadline_at: float
-    request_id: str | None = None
-    # The upstream's own id for the work once it accepted it (ComfyUI's prompt_id); None while queued here.
-    upstream_id: str | None = None
-
-
-class JobRegistry(abc.ABC):
-    """Where job snapshots live; a shared backend (e.g. Redis) implements the same calls.
-
-    `save` and `get` are required. A registry that survives restarts also keeps tickets (`track`,
-    `set_upstream`) and lists what was left unfinished (`unfinished`); the defaults keep nothing.
-    """
-
-    async def open(self) -> None:
-        """Acquire resources (a database file). Called once in the app's lifespan."""
-
-    async def close(self) -> None:
-        """Release resources. Called once on shutdown, after the runner has stopped."""
-
-    @abc.abstractmethod
-    async def save(self, job: Job) -> None:
-        """Insert or replace the snapshot of `job.id`."""
-
-    @abc.abstractmethod
-    async def get(self, job_id: str) -> Job | None:
-        """The latest snapshot, or None when unknown or expired."""
-
-    async def track(self, job_id: str, ticket: JobTicket) -> None:
-        """Keep `ticket` with the saved job `job_id` until the job is final."""
-
-    async def set_upstream(self, job_id: str, upstream_id: str) -> None:
-        """Record the upstream's id for the job's work."""
-
-    async def unfinished(self) -> list[tuple[Job, JobTicket | None]]:
-        """Jobs left queued or running by an earlier process, oldest first, with their tickets."""
-        return []
-
-
-class MemoryJobRegistry(JobRegistry):
-    """A dict in insertion order; finished jobs expire after `retention_s` or beyond `max_jobs`."""
-
-    def __init__(self, *, max_jobs: int, retention_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._jobs: collections.OrderedDict[str, tuple[Job, float]] = collections.OrderedDict()
-        self._max, self._retention, self._clock = max_jobs, retention_s, clock
-
-    async def save(self, job: Job) -> None:
-        self._jobs[job.id] = (job, self._clock())
-        self._prune()
-
-    async def get(self, job_id: str) -> Job | None:
-        self._prune()
-        entry = self._jobs.get(job_id)
-        return entry[0] if entry else None
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def _prune(self) -> None:
-        now = self._clock()
-        expired = [jid for jid, (job, at) in self._jobs.items() if job.status in FINAL and now - at > self._retention]
-        for jid in expired:
-            del self._jobs[jid]
-        # Over the cap, the oldest finished jobs go first; running jobs are never dropped.
-        excess = len(self._jobs) - self._max
-        for jid in [jid for jid, (job, _) in self._jobs.items() if job.status in FINAL][: max(0, excess)]:
-            del self._jobs[jid]
 
 
 @dataclass(slots=True)
@@ -119,9 +41,10 @@ class _Local:
     job: Job
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    subscribers: set[asyncio.Queue[Job]] = field(default_factory=set)
+    # Each gets every snapshot; None when the job was left to the next process.
+    subscribers: set[asyncio.Queue[Job | None]] = field(default_factory=set)
     cancel_requested: bool = False
-    # Set when the service shuts down: the job ends `failed` with a clear error instead of `canceled`.
+    # Set when the service shuts down before the job finished: left to the next process, or failed.
     stopping: bool = False
 
 
@@ -152,15 +75,43 @@ def _final(
     )
 
 
+def _handed_over(job_id: str) -> ShuttingDown:
+    return ShuttingDown(
+        f"the media gateway is shutting down; job {job_id} is kept and the restarted gateway finishes it: "
+        f"poll GET /api/v1/media/jobs/{job_id}",
+        details={"job_id": job_id},
+    )
+
+
 class JobRunner:
     """Runs each job's work as a task under its deadline, and lets requests wait, follow or cancel it."""
 
-    def __init__(self, registry: JobRegistry, *, on_final: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self,
+        registry: JobRegistry,
+        *,
+        on_final: Callable[[Job], None] | None = None,
+        save_retry_s: float = 1.0,
+    ) -> None:
         self._registry = registry
         self._local: dict[str, _Local] = {}
         self._saves: set[asyncio.Task[None]] = set()
         # Told each job's final snapshot once (e.g. to time it in the metrics).
         self._on_final = on_final
+        # Final snapshots the job store refused (a full disk), retried every `save_retry_s` until it takes them.
+        self._unsaved: dict[str, Job] = {}
+        self._save_retry_s = save_retry_s
+        self._retry: asyncio.Task[None] | None = None
+        # Why the job store refused the last save; None once a save succeeded.
+        self.store_error: str | None = None
+        # Ids of jobs left to the next process at shutdown (their waiters get `shutting_down`).
+        self._handed_over: set[str] = set()
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def draining(self) -> bool:
+        """True once shutdown began: no new job is accepted."""
+        return self._drain is not None
 
     def active(self) -> list[Job]:
         """Snapshots of the jobs this process is running or holding in its queue."""
@@ -176,6 +127,8 @@ class JobRunner:
         ticket: JobTicket | None = None,
     ) -> None:
         """Record `job` (and its `ticket`) and start its work; `deadline` is a `loop.time()` covering it all."""
+        if self.draining:
+            raise ShuttingDown("the media gateway is shutting down and takes no new jobs; retry shortly")
         local = _Local(job=job)
         self._local[job.id] = local
         try:
@@ -191,49 +144,65 @@ class JobRunner:
         """Record (in the background) the upstream's id for a job, so a restart resumes it instead of resubmitting."""
         self._background(self._record_upstream(job_id, upstream_id))
 
+    def keeps_upstream(self, job_id: str) -> bool:
+        """True when the job is being left to the next process: its provider must not release the upstream work."""
+        local = self._local.get(job_id)
+        return local is not None and local.stopping and self._registry.durable
+
     async def _record_upstream(self, job_id: str, upstream_id: str) -> None:
-        await self._registry.set_upstream(job_id, upstream_id)
+        try:
+            await self._registry.set_upstream(job_id, upstream_id)
+        except StorageError as exc:
+            self._refused(exc)
+            return
         _log.info("job_upstream_recorded", job_id=job_id)
 
     async def end(self, job: Job, error: GatewayError) -> Job:
         """Record `job` as failed with `error` without running it (e.g. it cannot be resumed)."""
         final = msgspec.structs.replace(job, status="failed", error=error.to_body(None), finished_at=_now())
-        await self._registry.save(final)
+        await self._save_final(final)
         if self._on_final is not None:
             self._on_final(final)
         return final
 
     async def get(self, job_id: str) -> Job:
-        """The freshest snapshot: this process's own copy while running, else the registry's."""
+        """The freshest snapshot: this process's own copy while running (or while unsaved), else the registry's."""
         local = self._local.get(job_id)
-        job = local.job if local else await self._registry.get(job_id)
+        job = local.job if local else self._unsaved.get(job_id) or await self._registry.get(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}", details={"job_id": job_id})
         return job
 
     async def wait(self, job_id: str, *, timeout: float) -> Job:
-        """The job once final, or its current snapshot when `timeout` passes first."""
+        """The job once final, or its current snapshot when `timeout` passes first.
+
+        A job left to the next process at shutdown raises `ShuttingDown`.
+        """
         local = self._local.get(job_id)
         if local is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await local.done.wait()
+        if job_id in self._handed_over:
+            raise _handed_over(job_id)
         return await self.get(job_id)
 
     async def follow(self, job_id: str) -> AsyncIterator[Job]:
-        """Every snapshot from now on, ending with the final one."""
+        """Every snapshot from now on, ending with the final one (`ShuttingDown` if it is left to the next process)."""
         local = self._local.get(job_id)
         if local is None:
             yield await self.get(job_id)
             return
-        queue: asyncio.Queue[Job] = asyncio.Queue()
+        queue: asyncio.Queue[Job | None] = asyncio.Queue()
         local.subscribers.add(queue)
         try:
-            job = local.job
-            yield job
-            while job.status not in FINAL:
-                job = await queue.get()
+            job: Job | None = local.job
+            while job is not None:
                 yield job
+                if job.status in FINAL:
+                    return
+                job = await queue.get()
+            raise _handed_over(job_id)
         finally:
             local.subscribers.discard(queue)
 
@@ -248,13 +217,17 @@ class JobRunner:
         await local.done.wait()
         return local.job
 
-    async def close(self, *, grace_s: float = 0.0) -> None:
-        """On shutdown: end queued jobs now, give running ones `grace_s` to finish, then end the rest.
+    def begin_drain(self, grace_s: float) -> None:
+        """Shutdown begins: take no new jobs, stop queued ones now, give running ones `grace_s`, stop the rest.
 
-        Ended jobs are `failed` with `provider_unavailable` ("submit it again"); their providers release
-        any upstream work (ComfyUI: the prompt is deleted from its queue or interrupted).
+        A stopped job is left to the next process when the registry is durable (as after a crash: its
+        upstream work is kept and resumed), otherwise it ends `failed` with `shutting_down`.
         """
-        tasks = [local.task for local in self._local.values() if local.task is not None]
+        if self._drain is None:
+            _log.info("jobs_draining", jobs=len(self._local), grace_s=grace_s, durable=self._registry.durable)
+            self._drain = asyncio.create_task(self._drained(grace_s), name="jobs-drain")
+
+    async def _drained(self, grace_s: float) -> None:
         self._stop(lambda job: job.status != "running")
         running = [local.done.wait() for local in self._local.values() if not local.stopping]
         if running and grace_s > 0:
@@ -262,8 +235,21 @@ class JobRunner:
                 async with asyncio.timeout(grace_s):
                     await asyncio.gather(*running)
         self._stop(lambda job: True)
+
+    async def close(self, *, grace_s: float = 0.0) -> None:
+        """On shutdown: drain (see `begin_drain`), wait for every task and save, try unsaved snapshots once more."""
+        self.begin_drain(grace_s)
+        assert self._drain is not None
+        await self._drain
+        tasks = [local.task for local in self._local.values() if local.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._saves, return_exceptions=True)
+        if self._retry is not None:
+            self._retry.cancel()
+            await asyncio.gather(self._retry, return_exceptions=True)
+        await self._save_unsaved()
+        if self._unsaved:
+            _log.error("jobs_unsaved_at_exit", jobs=sorted(self._unsaved), error=self.store_error)
 
     def _stop(self, which: Callable[[Job], bool]) -> None:
         for local in list(self._local.values()):
@@ -276,16 +262,53 @@ class JobRunner:
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
 
-    def _publish(self, local: _Local, job: Job) -> None:
+    def _publish(self, local: _Local, job: Job, *, save: bool = True) -> None:
         local.job = job
         for queue in local.subscribers:
             queue.put_nowait(job)
         # Progress callbacks are synchronous, so saving happens in the background; each save writes the
         # freshest snapshot when it runs, so a late save can never put back an older state.
-        self._background(self._persist(local))
+        if save:
+            self._background(self._persist(local))
 
     async def _persist(self, local: _Local) -> None:
-        await self._registry.save(local.job)
+        try:
+            await self._registry.save(local.job)
+        except StorageError as exc:
+            # A lost progress snapshot is harmless; the final one is retried until saved.
+            self._refused(exc)
+        else:
+            self.store_error = None
+
+    def _refused(self, exc: StorageError) -> None:
+        if self.store_error != exc.message:
+            _log.error("job_store_refused", error=exc.message)
+        self.store_error = exc.message
+
+    async def _save_final(self, job: Job) -> None:
+        """Save a final snapshot; when the store refuses it, keep it here and retry in the background."""
+        try:
+            await self._registry.save(job)
+        except StorageError as exc:
+            self._refused(exc)
+            self._unsaved[job.id] = job
+            if self._retry is None or self._retry.done():
+                self._retry = asyncio.create_task(self._retry_unsaved(), name="jobs-save-retry")
+        else:
+            self.store_error = None
+            self._unsaved.pop(job.id, None)
+
+    async def _save_unsaved(self) -> None:
+        for job in list(self._unsaved.values()):
+            await self._save_final(job)
+            if job.id in self._unsaved:
+                return
+            _log.info("job_final_saved_late", job_id=job.id, status=job.status)
+
+    async def _retry_unsaved(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(self._save_retry_s)
+            await self._save_unsaved()
 
     async def _drive(self, local: _Local, work: Work, deadline: float, request_id: str | None) -> None:
         loop = asyncio.get_running_loop()
@@ -317,8 +340,11 @@ class JobRunner:
                 error = exc
                 error.details.setdefault("job_id", local.job.id)
             except asyncio.CancelledError:
+                if local.stopping and self._registry.durable:
+                    self._hand_over(local)
+                    return
                 if local.stopping:
-                    error = ProviderUnavailable(
+                    error = ShuttingDown(
                         "the media gateway shut down before this job finished; submit it again",
                         details={"job_id": local.job.id},
                     )
@@ -330,14 +356,40 @@ class JobRunner:
                 _log.error("job_crashed", job_id=local.job.id, exc_info=exc)
                 error = GatewayError("internal error while rendering", details={"job_id": local.job.id})
         finally:
-            final = _final(local.job, status, images, error, request_id, latency_s=loop.time() - begun)
-            self._publish(local, final)
-            # The task copied the submitting request's context, so this line carries its request and trace ids.
-            _log.info("job_finished", job_id=final.id, status=final.status, provider=final.provider,
-                      workflow=final.workflow, latency_ms=final.latency_ms,
-                      error_code=final.error.code if final.error is not None else None)
-            if self._on_final is not None:
-                self._on_final(final)
-            await self._persist(local)
+            if local.job.id not in self._handed_over:
+                await self._finish(local, status, images, error, request_id, latency_s=loop.time() - begun)
+
+    async def _finish(
+        self,
+        local: _Local,
+        status: JobStatus,
+        images: list[ImageInfo],
+        error: GatewayError | None,
+        request_id: str | None,
+        *,
+        latency_s: float,
+    ) -> None:
+        final = _final(local.job, status, images, error, request_id, latency_s=latency_s)
+        self._publish(local, final, save=False)
+        # The task copied the submitting request's context, so this line carries its request and trace ids.
+        _log.info("job_finished", job_id=final.id, status=final.status, provider=final.provider,
+                  workflow=final.workflow, latency_ms=final.latency_ms,
+                  error_code=final.error.code if final.error is not None else None)
+        if self._on_final is not None:
+            self._on_final(final)
+        try:
+            await self._save_final(final)
+        finally:
+            # Released whatever the disk says: the slot, the waiters, this process's copy.
             local.done.set()
             self._local.pop(local.job.id, None)
+
+    def _hand_over(self, local: _Local) -> None:
+        """Leave the job to the next process: its saved state stays queued or running, its waiters are told."""
+        job_id = local.job.id
+        self._handed_over.add(job_id)
+        for queue in local.subscribers:
+            queue.put_nowait(None)
+        _log.info("job_left_for_restart", job_id=job_id, status=local.job.status, progress=local.job.progress)
+        local.done.set()
+        self._local.pop(job_id, None)

@@ -96,6 +96,7 @@ class MediaService:
             output_nodes=tuple(workflow.spec.outputs),
             options=workflow.spec.options,
             on_accepted=functools.partial(self.runner.note_upstream, job_id),
+            keep_upstream=functools.partial(self.runner.keeps_upstream, job_id),
         )
         job = Job(
             id=job_id,
@@ -160,6 +161,7 @@ class MediaService:
                 output_nodes=tuple(ticket.output_nodes),
                 options=ticket.options,
                 on_accepted=functools.partial(self.runner.note_upstream, job.id),
+                keep_upstream=functools.partial(self.runner.keeps_upstream, job.id),
             )
             # A job past its deadline upstream still runs once: the timeout fires at once and releases it there.
             deadline = asyncio.get_running_loop().time() + max(0.0, left)

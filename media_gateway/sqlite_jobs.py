@@ -17,9 +17,10 @@ from typing import TypeVar
 
 import msgspec
 
+from shared_contracts.errors import StorageError
 from shared_contracts.media import Job
 
-from .jobs import FINAL, JobRegistry, JobTicket
+from .job_registry import FINAL, JobRegistry, JobTicket
 
 __all__ = ["SqliteJobRegistry"]
 
@@ -47,6 +48,8 @@ _decode_ticket = msgspec.json.Decoder(JobTicket)
 
 class SqliteJobRegistry(JobRegistry):
     """Jobs in `path` (created with its folder); finished ones expire after `retention_s` or beyond `max_jobs`."""
+
+    durable = True
 
     def __init__(
         self, path: Path, *, max_jobs: int, retention_s: float, clock: Callable[[], float] = time.time
@@ -105,20 +108,40 @@ class SqliteJobRegistry(JobRegistry):
         def call() -> T:
             if self._db is None:
                 raise RuntimeError("the job registry is not open")
-            return fn(self._db)
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                # "database or disk is full", "attempt to write a readonly database": SQLite's texts name no path.
+                raise StorageError(f"the job store could not save: {exc}", details={"store": "jobs"}) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    @staticmethod
+    def check_file(path: Path) -> None:
+        """Open (or create) the file and its table as the gateway will, then close it; raises sqlite3.Error."""
+        SqliteJobRegistry._connect(path).close()
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit (isolation_level=None): each statement is its own transaction, nothing left open.
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash; only a power cut may lose the last commits.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
-        self._db = db
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash; only a power cut may lose the last commits.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            # A read-only file opens and reads fine; this write fails on it now rather than on the first job.
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open(self) -> None:
+        self._db = self._connect(self.path)
 
     def _close(self, db: sqlite3.Connection) -> None:
         db.close()

@@ -2,24 +2,32 @@
 
 An image's id is the sha256 of its bytes (64 lowercase hex characters). Ids are checked against that
 exact pattern before any path is built, so no id can name a file outside the store.
+
+A write the disk refuses (full, read-only, gone) is a `StorageError` (507 `storage_error`) for the job
+that needed it, and the store reports itself not writable (`/readyz`) until a write would succeed again.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import errno
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from PIL import Image, UnidentifiedImageError
 
 from service_common.files import write_atomically
-from shared_contracts.errors import UpstreamError
+from shared_contracts.errors import StorageError, UpstreamError
 
-__all__ = ["ImageStore", "LocalImageStore", "StoredImage", "is_image_id", "probe_image"]
+__all__ = ["ImageStore", "LocalImageStore", "StoreHealth", "StoredImage", "is_image_id", "probe_image"]
+
+_PROBE = b"media-gateway write probe\n"
 
 _ID = re.compile(r"[0-9a-f]{64}")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -57,8 +65,26 @@ def probe_image(data: bytes) -> tuple[str, int, int]:
     return mime, size[0], size[1]
 
 
+class StoreHealth(msgspec.Struct, kw_only=True):
+    """Whether the store accepts writes now; `error` says why not (e.g. `ENOSPC`)."""
+
+    writable: bool
+    error: str | None = None
+    # Bytes free where the store writes (local disks), and the size of the write that failed last.
+    free_bytes: int | None = None
+    needed_bytes: int | None = None
+
+
+def _errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
 class ImageStore(abc.ABC):
     """Where image bytes live; a shared backend (object storage) implements the same three calls."""
+
+    async def health(self) -> StoreHealth:
+        """Whether a write would succeed now; `/readyz` reports it."""
+        return StoreHealth(writable=True)
 
     @abc.abstractmethod
     async def put(self, data: bytes) -> StoredImage:
@@ -74,13 +100,43 @@ class LocalImageStore(ImageStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # The last write the disk refused: (errno name, its size); None once a write succeeded.
+        self._refused: tuple[str, int] | None = None
 
     async def put(self, data: bytes) -> StoredImage:
         mime, width, height = probe_image(data)
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest, _EXTENSIONS[mime])
-        await asyncio.to_thread(self._write, path, data)
+        try:
+            await asyncio.to_thread(self._write, path, data)
+        except OSError as exc:
+            name = _errno_name(exc)
+            self._refused = (name, len(data))
+            # The message names the reason, never the server's folder.
+            raise StorageError(
+                f"the image store could not keep the image: {exc.strerror or name}",
+                details={"errno": name, "bytes": len(data)},
+            ) from exc
+        self._refused = None
         return StoredImage(id=digest, mime_type=mime, width=width, height=height, bytes=len(data), sha256=digest)
+
+    async def health(self) -> StoreHealth:
+        """A small probe write, and (after a refused write) room for a write of that size."""
+        return await asyncio.to_thread(self._health)
+
+    def _health(self) -> StoreHealth:
+        try:
+            probe = self.root / f".probe-{os.getpid()}"
+            self._write_file(probe, _PROBE)
+            probe.unlink()
+            stats = os.statvfs(self.root)
+        except OSError as exc:
+            return StoreHealth(writable=False, error=_errno_name(exc))
+        free = stats.f_bavail * stats.f_frsize
+        if self._refused is not None and free < self._refused[1]:
+            name, needed = self._refused
+            return StoreHealth(writable=False, error=name, free_bytes=free, needed_bytes=needed)
+        return StoreHealth(writable=True, free_bytes=free)
 
     async def get(self, image_id: str) -> tuple[StoredImage, bytes] | None:
         if not is_image_id(image_id):
@@ -93,7 +149,12 @@ class LocalImageStore(ImageStore):
     def _write(self, path: Path, data: bytes) -> None:
         # The name is the content's hash: a file already there holds these very bytes.
         if not path.exists():
-            write_atomically(path, data)
+            self._write_file(path, data)
+
+    @staticmethod
+    def _write_file(path: Path, data: bytes) -> None:
+        """Every byte the store writes goes through here (images and the health probe)."""
+        write_atomically(path, data)
 
     def _read(self, image_id: str) -> tuple[StoredImage, bytes] | None:
         for ext, mime in _MIME_BY_EXT.items():

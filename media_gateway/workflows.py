@@ -18,11 +18,12 @@ from shared_contracts.errors import InvalidRequest
 from shared_contracts.media import ImageRequest, WorkflowInfo, WorkflowParam
 
 from .config import WorkflowSpec
+from .params import STANDARD_TYPES, check_spec, check_value, kind_of
 
 __all__ = ["STANDARD_PARAMS", "Workflow", "load_workflows"]
 
 # Request fields that are workflow parameters by name; `params` may not repeat them.
-STANDARD_PARAMS = ("prompt", "negative_prompt", "width", "height", "seed", "count")
+STANDARD_PARAMS = tuple(STANDARD_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,11 @@ class Workflow:
     def info(self) -> WorkflowInfo:
         """The public description: names and defaults, never node ids."""
         spec = self.spec
-        params = [WorkflowParam(name=n, default=p.default, description=p.description) for n, p in spec.params.items()]
+        params = [
+            WorkflowParam(name=n, default=p.default, description=p.description, type=kind_of(n, p), min=p.min,
+                          max=p.max, choices=p.choices)
+            for n, p in spec.params.items()
+        ]
         return WorkflowInfo(name=self.name, description=spec.description, provider=spec.provider, params=params)
 
     def resolve(self, request: ImageRequest, *, seed: int) -> dict[str, Any]:
@@ -59,12 +64,13 @@ class Workflow:
                     f"params.{name}: workflow {self.name!r} has no such parameter",
                     details={"param": name, "known": sorted(self.spec.params)},
                 )
-            if not _same_kind(value, spec.default):
-                raise InvalidRequest(
-                    f"params.{name}: expected {type(spec.default).__name__}, got {type(value).__name__}",
-                    details={"param": name},
-                )
+            check_value(name, spec, value, field=f"params.{name}")
             values[name] = value
+        # The request's own fields are typed by ImageRequest; a workflow may bound them further.
+        for name in STANDARD_PARAMS:
+            spec = self.spec.params.get(name)
+            if spec is not None and values.get(name) is not None:
+                check_value(name, spec, values[name], field=name)
         return values
 
     def inject(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -76,17 +82,6 @@ class Workflow:
             if name in values and spec.node is not None and spec.input is not None:
                 graph[spec.node]["inputs"][spec.input] = values[name]
         return graph
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    # A default of None accepts anything; bool is not an int here, but an int is a fine float.
-    if default is None:
-        return True
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return isinstance(value, type(default))
 
 
 def _read_graph(path: Path, where: str) -> dict[str, Any]:
@@ -108,6 +103,7 @@ def _check_mapping(name: str, spec: WorkflowSpec, graph: Mapping[str, Any] | Non
     where = f"workflows.{name}"
     for pname, p in spec.params.items():
         at = f"{where}.params.{pname}"
+        check_spec(at, pname, p)
         if graph is None:
             if p.node is not None or p.input is not None:
                 raise ConfigError(f"{at}: node/input need a graph file, and this workflow has none")

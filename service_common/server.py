@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import math
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -51,18 +53,36 @@ class _Server(uvicorn.Server):
     """uvicorn re-raises a caught SIGTERM once its graceful shutdown is done, so the process would die by
     the signal (status -15). Here a finished graceful shutdown is a clean exit: status 0."""
 
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         captured: list[int] = getattr(self, "_captured_signals", [])
         if sig == signal.SIGTERM and captured and captured[-1] == sig:
             captured.pop()
+        if self._on_exit is not None:
+            # A signal handler runs between two bytecodes of the loop's thread: hand the call to the loop.
+            on_exit, self._on_exit = self._on_exit, None
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon_threadsafe(on_exit)
 
 
-def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", graceful_s: float = 10.0) -> None:
+def serve(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    graceful_s: float = 10.0,
+    on_exit: Callable[[], None] | None = None,
+) -> None:
     """Run `app` under uvicorn with uvloop/httptools, no access log (we log requests ourselves).
 
     SIGTERM stops accepting, lets in-flight requests finish for up to `graceful_s`, runs the lifespan's
-    shutdown and exits 0.
+    shutdown and exits 0. `on_exit` is called once on the event loop as soon as the signal arrives (before
+    that wait), so an app can answer its long-waiting requests itself.
     """
     config = uvicorn.Config(
         app,
@@ -76,7 +96,7 @@ def serve(app: ASGIApp, *, host: str, port: int, log_level: str = "info", gracef
         timeout_graceful_shutdown=math.ceil(graceful_s),
         server_header=False,
     )
-    server = _Server(config)
+    server = _Server(config, on_exit=on_exit)
     server.run()
     if not server.started:
         raise SystemExit(_STARTUP_FAILURE)

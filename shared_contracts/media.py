@@ -71,6 +71,11 @@ class WorkflowParam(Outbound):
     name: str
     default: Any
     description: str = ""
+    # The rule a value must meet (workflow YAML): int, float, bool, string or filename, and its bounds.
+    type: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
 
 
 class WorkflowInfo(Outbound):

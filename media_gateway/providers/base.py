@@ -12,7 +12,8 @@ through `call.on_accepted`, and implements `resume()` so a restarted gateway can
 
 Cancelling and timeouts are plain asyncio task cancellation: the gateway runs `render()` inside
 `asyncio.timeout_at(deadline)` and cancels the task on `DELETE /jobs/{id}`. A provider that holds work
-upstream (a queued prompt) must release it when `CancelledError` reaches it, then re-raise.
+upstream (a queued prompt) must release it when `CancelledError` reaches it, then re-raise; except when
+`call.keep_upstream()` says the gateway is shutting down and a restarted one resumes the job.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class RenderCall:
     options: Mapping[str, Any] = field(default_factory=dict)
     # Told the upstream's own id for this work once it has accepted it (kept so a restart can resume).
     on_accepted: Callable[[str], None] | None = None
+    # Asked when the render is cancelled: True means the gateway is shutting down and the next process
+    # resumes this job, so the upstream work must be left running instead of released.
+    keep_upstream: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +106,7 @@ class MediaProvider(abc.ABC):
 
     async def health(self, *, deadline: float) -> None:
         """Return when the upstream answers before `deadline` (a `loop.time()`); raise a GatewayError otherwise."""
+
+    def status(self) -> dict[str, str]:
+        """Connection states `/readyz` shows for this provider (ComfyUI: its WebSocket); empty when none."""
+        return {}

@@ -31,6 +31,7 @@ from shared_contracts.errors import (
 )
 
 from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
+from .comfyui_errors import execution_failure, without_paths
 from .comfyui_socket import DISCONNECTED, RECONNECTED, ComfyUISocket, Frame, Marker
 from .comfyui_wire import HistoryEntry, ImageRef, PromptRun, decode_accepted, decode_history, decode_queue, rejection
 
@@ -56,6 +57,9 @@ class ComfyUISettings(ProviderSettings, frozen=True):
     poll_interval_s: Positive = 1.0
     reconnect_min_s: Positive = 0.5
     reconnect_max_s: Positive = 10.0
+    # While ComfyUI is unreachable a job fails at once when the last connection attempt failed less than
+    # this long ago; later, the job (with any others arriving then) makes one attempt now, not after the backoff.
+    recheck_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     # Budget for deleting/interrupting a prompt after a cancel or timeout.
     cancel_timeout_s: Positive = 5.0
 
@@ -81,6 +85,7 @@ class ComfyUIProvider(MediaProvider):
             reconnect_min_s=settings.reconnect_min_s,
             reconnect_max_s=settings.reconnect_max_s,
             handshake_timeout_s=settings.connect_timeout_s,
+            recheck_s=settings.recheck_s,
         )
 
     async def start(self) -> None:
@@ -91,12 +96,22 @@ class ComfyUIProvider(MediaProvider):
         await self.client.close()
 
     async def health(self, *, deadline: float) -> None:
+        """Ready when `/system_stats` answers and the event socket is connected (jobs need both)."""
         try:
             reply = await self.client.request("GET", "/system_stats", deadline=deadline)
         except GatewayError as exc:
-            raise NotReady(f"{self.name}: ComfyUI does not answer", details={"provider": self.name}) from exc
+            raise NotReady(f"{self.name}: ComfyUI does not answer", details=self._state()) from exc
         if reply.status != 200:
-            raise NotReady(f"{self.name}: /system_stats answered {reply.status}", details={"provider": self.name})
+            raise NotReady(f"{self.name}: /system_stats answered {reply.status}", details=self._state())
+        budget = max(0.0, deadline - asyncio.get_running_loop().time())
+        if not await self._socket.ready(min(budget, self.cfg.connect_timeout_s)):
+            raise NotReady(f"{self.name}: the ComfyUI WebSocket is not connected", details=self._state())
+
+    def status(self) -> dict[str, str]:
+        return {"websocket": self._socket.state}
+
+    def _state(self) -> dict[str, str | None]:
+        return {"provider": self.name, "websocket": self._socket.state, "error": self._socket.last_error}
 
     def capacity(self) -> Capacity:
         return Capacity(max_jobs=self.cfg.max_in_flight + self.cfg.max_queue, retry_after_s=self.cfg.retry_after_s)
@@ -106,10 +121,13 @@ class ComfyUIProvider(MediaProvider):
             raise InvalidWorkflow(f"workflow {call.workflow!r} has no graph file, which {self.name} needs")
         socket = self._require_socket()
         progress("queued", 0.0)
+        # Checked before waiting for a slot and again once one is free: while ComfyUI is unreachable every
+        # waiting job fails at once, instead of each spending a connect timeout holding a slot.
+        await self._connected(socket)
         async with self._slots:
             await self._connected(socket)
             generation = socket.generation
-            prompt_id = await self._submit_shielded(call.graph)
+            prompt_id = await self._submit_shielded(call)
             # A reconnect while the POST was in flight may have lost this prompt's frames (even its end),
             # and the markers went only to prompts already known: so ask /history once.
             return await self._outcome(
@@ -124,9 +142,11 @@ class ComfyUIProvider(MediaProvider):
             return await self._outcome(call, upstream_id, socket, progress, resumed=True, reconcile=True)
 
     async def _connected(self, socket: ComfyUISocket) -> None:
-        if not await socket.wait_connected(self.cfg.connect_timeout_s):
+        if not await socket.ready(self.cfg.connect_timeout_s):
+            reason = f" ({socket.last_error})" if socket.last_error else ""
             raise ProviderUnavailable(
-                f"{self.name}: cannot open the ComfyUI WebSocket", details={"provider": self.name}
+                f"{self.name}: ComfyUI is unreachable, its WebSocket is {socket.state}{reason}",
+                details={"provider": self.name, "websocket": socket.state},
             )
 
     async def _outcome(
@@ -155,17 +175,17 @@ class ComfyUIProvider(MediaProvider):
                 _log.info("comfyui_prompt_queued", prompt_id=prompt_id, job_id=call.job_id)
             await self._follow(run, socket, progress, poll=resumed)
         except asyncio.CancelledError:
-            _log.info("comfyui_prompt_released", prompt_id=prompt_id, job_id=call.job_id)
-            await self._release(prompt_id)
+            if call.keep_upstream is not None and call.keep_upstream():
+                # Shutting down: the prompt runs on in ComfyUI and the next process follows it (as after a crash).
+                _log.info("comfyui_prompt_kept", prompt_id=prompt_id, job_id=call.job_id)
+            else:
+                _log.info("comfyui_prompt_released", prompt_id=prompt_id, job_id=call.job_id)
+                await self._release(prompt_id)
             raise
         finally:
             socket.forget(prompt_id)
         if run.error is not None:
-            raise UpstreamError(
-                f"ComfyUI failed in node {run.error.get('node_id')} ({run.error.get('node_type')}): "
-                f"{run.error.get('exception_type', 'error')}: {run.error.get('exception_message', '')}".rstrip(),
-                details={k: run.error.get(k) for k in ("node_id", "node_type", "exception_type", "prompt_id")},
-            )
+            raise execution_failure(run.error, prompt_id)
         if run.interrupted:
             raise UpstreamError(f"ComfyUI interrupted prompt {prompt_id}", details={"prompt_id": prompt_id})
         if not run.images:
@@ -177,15 +197,21 @@ class ComfyUIProvider(MediaProvider):
             raise ProviderUnavailable(f"{self.name}: provider not started")
         return self._socket
 
-    async def _submit_shielded(self, graph: Mapping[str, Any]) -> str:
-        # A cancel during the POST must not leave an orphan prompt: let the POST finish, then release it.
-        task = asyncio.ensure_future(self._submit(graph))
+    async def _submit_shielded(self, call: RenderCall) -> str:
+        # A cancel during the POST must not leave an orphan prompt: let the POST finish, then release it, or
+        # (shutting down) record it so the next process follows it.
+        assert call.graph is not None
+        task = asyncio.ensure_future(self._submit(call.graph))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(GatewayError, TimeoutError):
                 async with asyncio.timeout(self.cfg.cancel_timeout_s):
-                    await self._release(await task)
+                    prompt_id = await task
+                    if call.keep_upstream is not None and call.keep_upstream() and call.on_accepted is not None:
+                        call.on_accepted(prompt_id)
+                    else:
+                        await self._release(prompt_id)
             raise
 
     async def _submit(self, graph: Mapping[str, Any]) -> str:
@@ -200,7 +226,7 @@ class ComfyUIProvider(MediaProvider):
             raise rejection(reply.body)
         raise UpstreamError(
             f"ComfyUI answered {reply.status} to POST /prompt",
-            details={"status": reply.status, "body": reply.body[:300].decode("utf-8", "replace")},
+            details={"status": reply.status, "body": without_paths(reply.body[:300].decode("utf-8", "replace"))},
         )
 
     async def _follow(self, run: PromptRun, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:

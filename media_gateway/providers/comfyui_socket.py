@@ -4,6 +4,10 @@ ComfyUI sends execution events only to the `clientId` named in `POST /prompt`, a
 before that POST returns; so the socket is connected first and frames are buffered per `prompt_id`
 until the prompt's follower picks them up. When the socket drops, every follower gets `DISCONNECTED`
 (it then polls `/history`), and after the reconnect `RECONNECTED` (it reconciles once with `/history`).
+
+The socket is also the provider's health gate: `ready()` answers at once from the last connection
+attempt (a job fails fast while ComfyUI is unreachable), and a caller that finds it down starts the
+next attempt now instead of waiting out the reconnect backoff (a restarted ComfyUI is used at once).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 import msgspec
@@ -21,7 +25,10 @@ import structlog
 from service_common.client import HttpClient
 from shared_contracts.errors import GatewayError
 
-__all__ = ["DISCONNECTED", "RECONNECTED", "ComfyUISocket", "Frame", "Marker"]
+__all__ = ["DISCONNECTED", "RECONNECTED", "ComfyUISocket", "Frame", "Marker", "SocketState"]
+
+SocketState = Literal["idle", "connecting", "connected", "down"]
+"""`idle`: never needed yet (mock mode); `down`: the last attempt failed; `connecting`: an attempt is under way."""
 
 _log = structlog.get_logger(component="comfyui.socket")
 
@@ -62,17 +69,29 @@ class ComfyUISocket:
         reconnect_min_s: float,
         reconnect_max_s: float,
         handshake_timeout_s: float = 10.0,
+        recheck_s: float = 1.0,
     ) -> None:
         self._client = client
         self._url = url
         self._min, self._max = reconnect_min_s, reconnect_max_s
         self._handshake = handshake_timeout_s
+        self._recheck = recheck_s
         self.connected = asyncio.Event()
         # Counts successful connects: a follower that sees it change knows frames may have been missed.
         self.generation = 0
         self._queues: dict[str, asyncio.Queue[Frame | Marker]] = {}
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._task: asyncio.Task[None] | None = None
+        self.state: SocketState = "idle"
+        # Why the last attempt failed (an exception's class name), and when (loop time); None once connected.
+        self.last_error: str | None = None
+        self._failed_at: float | None = None
+        # Counts finished connection attempts, so a waiter learns the outcome of the one it asked for.
+        self._attempts = 0
+        self._changed = asyncio.Condition()
+        # Set to cut the backoff short: someone needs the socket now, and waits for attempt number `_wanted`.
+        self._wake = asyncio.Event()
+        self._wanted = 0
 
     def ensure_started(self) -> None:
         """Start the connection loop on first use, so a gateway in mock mode never dials ComfyUI."""
@@ -88,6 +107,39 @@ class ComfyUISocket:
                 await self._task
             self._task = None
         self.connected.clear()
+        self.state = "idle"
+
+    async def ready(self, timeout: float) -> bool:
+        """True when connected; else the outcome of one connection attempt made now, bounded by `timeout`.
+
+        An attempt that failed less than `recheck_s` ago is taken as the answer without another one, so a
+        burst of jobs while ComfyUI is down fails at once instead of dialling it once each; callers that
+        arrive during an attempt share its outcome.
+        """
+        self.ensure_started()
+        if self.connected.is_set():
+            return True
+        loop = asyncio.get_running_loop()
+        if self.state == "down" and self._failed_at is not None and loop.time() - self._failed_at < self._recheck:
+            return False
+        start = self._attempts
+        self._wanted = max(self._wanted, start + 1)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: self.connected.is_set() or self._attempts > start)
+        except TimeoutError:
+            return False
+        return self.connected.is_set()
+
+    async def _settled(self, state: SocketState, error: str | None = None) -> None:
+        """One attempt is over (or a connection dropped): record it and wake the waiters of `ready()`."""
+        self.state = state
+        self.last_error = error
+        self._failed_at = asyncio.get_running_loop().time() if state == "down" else None
+        async with self._changed:
+            self._attempts += 1
+            self._changed.notify_all()
 
     async def wait_connected(self, timeout: float) -> bool:
         """True once connected; False when `timeout` passes first."""
@@ -128,6 +180,7 @@ class ComfyUISocket:
     async def _run(self) -> None:
         delay = self._min
         while True:
+            self.state = "connecting"
             try:
                 # A server that accepts the connection and never answers the upgrade would hold this loop for
                 # ever without this bound.
@@ -137,6 +190,7 @@ class ComfyUISocket:
                     self.generation += 1
                     self.connected.set()
                     delay = self._min
+                    await self._settled("connected")
                     _log.info("comfyui_socket_connected")
                     # Frames missed while down are gone: each follower reconciles with /history once.
                     self._broadcast(RECONNECTED)
@@ -148,9 +202,18 @@ class ComfyUISocket:
                         # BINARY frames are latent previews, never outputs.
             except (GatewayError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 _log.warning("comfyui_socket_failed", error=type(exc).__name__, retry_in_s=delay)
+                if not self.connected.is_set():
+                    await self._settled("down", type(exc).__name__)
             if self.connected.is_set():
                 self.connected.clear()
                 _log.warning("comfyui_socket_dropped")
                 self._broadcast(DISCONNECTED)
-            await asyncio.sleep(delay)
+                # A drop is no failed attempt: the next `ready()` asks for a new one at once.
+                await self._settled("connecting")
+            # A caller of `ready()` that arrived during the attempt got its outcome; one that came after waits.
+            if self._wanted <= self._attempts:
+                self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             delay = min(delay * 2, self._max)

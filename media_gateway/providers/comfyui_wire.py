@@ -16,6 +16,7 @@ import msgspec
 from shared_contracts.errors import InvalidWorkflow
 
 from .base import ProgressCallback
+from .comfyui_errors import clean, without_paths
 from .comfyui_socket import Frame
 
 __all__ = [
@@ -202,27 +203,32 @@ class PromptRun:
 
 
 def rejection(raw: bytes) -> InvalidWorkflow:
-    """`400` from `POST /prompt` as an error naming the node and input; the detail is in `node_errors`."""
+    """`400` from `POST /prompt` as an error naming the node and input; the detail is in `node_errors`.
+
+    Every text is passed on without server paths (see comfyui_errors).
+    """
     try:
         body = _decode_rejected.decode(raw)
     except msgspec.DecodeError:
-        return InvalidWorkflow("ComfyUI rejected the workflow", details={"body": raw[:300].decode("utf-8", "replace")})
+        text = raw[:300].decode("utf-8", "replace")
+        return InvalidWorkflow("ComfyUI rejected the workflow", details={"body": without_paths(text)})
     nodes = body.node_errors if isinstance(body.node_errors, dict) else {}
     for node_id, info in nodes.items():
         first = info.errors[0] if info.errors else _InputError()
-        input_name = first.extra_info.get("input_name") or first.details or None
-        message = f"node {node_id} ({info.class_type}) input {input_name!r}: {first.message or 'invalid'}"
+        input_name = clean(first.extra_info.get("input_name") or first.details or None)
+        reason = without_paths(first.message or "invalid")
+        message = f"node {node_id} ({info.class_type}) input {input_name!r}: {reason}"
         return InvalidWorkflow(
             f"ComfyUI rejected the workflow: {message}",
             details={
                 "node": node_id,
                 "class_type": info.class_type,
                 "input": input_name,
-                "errors": msgspec.to_builtins(info.errors),
+                "errors": clean(msgspec.to_builtins(info.errors)),
             },
         )
     error = body.error if isinstance(body.error, dict) else {"message": str(body.error)}
     return InvalidWorkflow(
-        f"ComfyUI rejected the workflow: {error.get('message', 'invalid prompt')}",
-        details={"type": error.get("type"), "detail": error.get("details")},
+        f"ComfyUI rejected the workflow: {without_paths(str(error.get('message', 'invalid prompt')))}",
+        details={"type": error.get("type"), "detail": clean(error.get("details"))},
     )

@@ -19,8 +19,8 @@ It reproduces what was measured on a real ComfyUI 0.3.64 (recordings: tests/fixt
 9. `crash()` then `revive()`: sockets close, and the queue, history and cache are gone, like a kill -9.
 
 Behaviour is chosen by markers in any string input of the graph (e.g. the positive prompt):
-`[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted, `[drop]` closes every socket
-mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
+`[fail]` raises in KSampler, `[hang]` blocks KSampler until interrupted (or `unhang()`), `[drop]` closes
+every socket mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
 `refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs,
 and the POST answers only once the client has reconnected), `hold` (prompts wait in the queue until
 `release()`). Everything received and every text frame sent is recorded for assertions.
@@ -113,6 +113,7 @@ class FakeComfyUI:
         # Node outputs of the previous prompt only, by cache key (None for nodes without UI output).
         self._cache: dict[str, dict[str, Any] | None] = {}
         self._interrupt = asyncio.Event()
+        self._unhang = asyncio.Event()
         self._changed = asyncio.Condition()
         self._number = 0
         self._counter = 0
@@ -143,6 +144,7 @@ class FakeComfyUI:
 
     async def close(self) -> None:
         self._interrupt.set()
+        self._unhang.set()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -167,6 +169,10 @@ class FakeComfyUI:
         self._interrupt.clear()
         await self.start()
         await self._notify()
+
+    def unhang(self) -> None:
+        """Let a `[hang]` prompt go on to succeed (instead of ending only when interrupted)."""
+        self._unhang.set()
 
     def release(self) -> None:
         """Let prompts held by `hold` run."""
@@ -276,6 +282,7 @@ class FakeComfyUI:
         # Like ComfyUI: a prompt_id that is not running is ignored; no prompt_id is a global interrupt.
         if self.running is not None and prompt_id in (None, self.running.prompt_id):
             self._interrupt.set()
+            self._unhang.set()
         return web.Response(status=200)
 
     async def _get_history(self, request: web.Request) -> web.Response:
@@ -414,9 +421,14 @@ class FakeComfyUI:
             await self.drop_sockets()
         if "[hang]" in markers:
             self.hanging = item.prompt_id
+            if not self._interrupt.is_set():
+                self._unhang.clear()
             await self._notify()
-            await self._interrupt.wait()
-            raise _Interrupted(node_id)
+            # Set by an interrupt of this prompt and by `unhang()`.
+            await self._unhang.wait()
+            if self._interrupt.is_set():
+                raise _Interrupted(node_id)
+            self.hanging = None
 
     def _finish(self, item: _Item, outputs: dict[str, Any], messages: list[list[Any]], status: str) -> None:
         self.history[item.prompt_id] = {

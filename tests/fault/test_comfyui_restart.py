@@ -1,5 +1,6 @@
-"""The real `media-gateway` process against the fake ComfyUI: SIGTERM ends jobs cleanly and exits 0; after a
-SIGKILL, a new process on the same SQLite file resumes what ComfyUI still holds.
+"""The real `media-gateway` process against the fake ComfyUI: SIGTERM answers every waiting client with
+503 `shutting_down` and exits 0, leaving its jobs to the next process exactly as a crash would; after a
+SIGTERM or a SIGKILL, a new process on the same SQLite file finishes them.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,9 @@ def _gateway(tmp_path: Path, fake: FakeComfyUI, name: str) -> Child:
 
 
 async def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    headers = {} if body is None else {"content-type": "application/json"}
     async with aiohttp.ClientSession() as session, session.request(
-        method, url, data=None if body is None else msgspec.json.encode(body)
+        method, url, data=None if body is None else msgspec.json.encode(body), headers=headers
     ) as resp:
         return resp.status, msgspec.json.decode(await resp.read())
 
@@ -79,26 +82,83 @@ async def _hang_and_pending(gateway: Child, fake: FakeComfyUI) -> tuple[str, str
     return hanging, pending
 
 
-async def test_sigterm_ends_jobs_releases_comfyui_work_and_exits_0(fake: FakeComfyUI, tmp_path: Path) -> None:
+async def _waiting_client(url: str, body: dict[str, Any]) -> tuple[int, str, Any]:
+    """A `wait: true` request: its status, content type and body."""
+    async with aiohttp.ClientSession() as session, session.post(
+        url + GENERATE, data=msgspec.json.encode(body), headers={"content-type": "application/json"}
+    ) as resp:
+        return resp.status, resp.headers.get("content-type", ""), await resp.read()
+
+
+async def _events(url: str, job_id: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/v1/media/jobs/{job_id}/events") as resp:
+        name = ""
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                found.append((name, msgspec.json.decode(line[6:])))
+    return found
+
+
+async def test_sigterm_answers_every_waiting_client_and_the_next_process_finishes_the_jobs(
+    fake: FakeComfyUI, tmp_path: Path
+) -> None:
     async with _gateway(tmp_path, fake, "first") as gateway:
-        hanging, pending = await _hang_and_pending(gateway, fake)
+        # Three clients wait: one job hangs in ComfyUI, one is queued there, one waits here for a slot.
+        hanging = asyncio.create_task(_waiting_client(gateway.url, {**PRODUCT, "prompt": "[hang] blocker"}))
+        await fake.wait_for(lambda: fake.hanging is not None)
+        pending = asyncio.create_task(_waiting_client(gateway.url, SMOKE))
+        await fake.wait_for(lambda: len(fake.pending) == 1)
+        await gateway.logged(b'"job_upstream_recorded"', count=2)
+        here = asyncio.create_task(_waiting_client(gateway.url, {**SMOKE, "seed": 3}))
+        async with asyncio.timeout(30):  # the third job is recorded, waiting for one of ComfyUI's two slots
+            while len(_job_ids(tmp_path)) < 3:
+                await asyncio.sleep(0.05)
         blocker, behind = fake.prompt_ids
-        # Both ComfyUI slots are taken, so this one waits in the gateway.
-        waiting = await _submit(gateway.url, SMOKE)
-        status, job = await _call("GET", f"{gateway.url}/api/v1/media/jobs/{waiting}")
-        assert status == 200 and job["status"] == "queued"
+        first = _job_ids(tmp_path)[0]
+        stream = asyncio.create_task(_events(gateway.url, first))
+        await gateway.logged(b'"job_upstream_recorded"', count=2)
         assert await gateway.exit_code(signal.SIGTERM) == 0, gateway.log()
-    # The queued prompt was deleted from ComfyUI's queue, the running one interrupted by its id.
-    assert {"delete": [behind]} in [r.body for r in fake.calls("POST", "/queue")]
-    assert {"prompt_id": blocker} in fake.interrupts
-    assert None not in fake.interrupts
+        answers = await asyncio.gather(hanging, pending, here)
+        events = await stream
+    job_ids = []
+    for status, content_type, raw in answers:
+        # The error envelope, never uvicorn's bare 500 text/plain.
+        assert status == 503 and content_type.startswith("application/json"), (status, raw)
+        error = msgspec.json.decode(raw)["error"]
+        assert error["code"] == "shutting_down" and "restarted gateway" in error["message"]
+        job_ids.append(error["details"]["job_id"])
+    assert events[-1][0] == "error" and events[-1][1]["error"]["code"] == "shutting_down", events
+    # Nothing was released in ComfyUI: the prompts ran on, as after a crash.
+    assert not fake.interrupts and not fake.calls("POST", "/queue")
+    assert fake.prompt_ids == [blocker, behind]
+    assert job_ids == _job_ids(tmp_path) and first == job_ids[0]
+    # Saved as they were, queued or running with their tickets: what a crash would have left.
+    assert _unfinished(tmp_path) == 3
 
     async with _gateway(tmp_path, fake, "second") as again:
-        for job_id in (hanging, pending, waiting):
-            status, job = await _call("GET", f"{again.url}/api/v1/media/jobs/{job_id}")
-            assert status == 200 and job["status"] == "failed", job
-            assert job["error"]["code"] == "provider_unavailable" and "shut down" in job["error"]["message"]
-    assert len(fake.prompt_ids) == 2  # nothing was submitted again
+        fake.unhang()
+        async with asyncio.timeout(30):
+            finals = [await _final(again.url, job_id) for job_id in job_ids]
+        assert [final["status"] for final in finals] == ["succeeded"] * 3, finals
+    # The two prompts ComfyUI held were followed, only the job that never reached it was submitted.
+    assert fake.prompt_ids[:2] == [blocker, behind] and len(fake.prompt_ids) == 3
+
+
+def _job_ids(tmp_path: Path) -> list[str]:
+    with sqlite3.connect(tmp_path / "store" / "jobs.sqlite3") as db:
+        return [row[0] for row in db.execute("SELECT id FROM jobs ORDER BY rowid")]
+
+
+def _unfinished(tmp_path: Path) -> int:
+    """Jobs saved queued or running with their resume ticket."""
+    with sqlite3.connect(tmp_path / "store" / "jobs.sqlite3") as db:
+        query = "SELECT count(*) FROM jobs WHERE ticket IS NOT NULL AND status IN ('queued', 'running')"
+        count: int = db.execute(query).fetchone()[0]
+        return count
 
 
 async def test_after_sigkill_a_new_process_resumes_what_comfyui_still_holds(fake: FakeComfyUI, tmp_path: Path) -> None:

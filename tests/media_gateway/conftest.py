@@ -77,6 +77,8 @@ class Client:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any, Any]:
         data = msgspec.json.encode(body) if body is not None else None
+        sent = {"content-type": "application/json"} if data is not None else {}
+        headers = {**sent, **(headers or {})}
         async with self.session.request(method, self.base + path, data=data, headers=headers) as resp:
             raw = await resp.read()
             ctype = resp.headers.get("content-type", "")

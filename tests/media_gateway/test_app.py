@@ -106,7 +106,8 @@ async def test_bad_requests_get_the_envelope(
 async def test_oversized_and_non_json_bodies(mock_gateway: Client) -> None:
     status, body, _ = await mock_gateway.generate({**PRODUCT, "prompt": "x" * 7000, "metadata": {"k": "y" * 300_000}})
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
-    async with mock_gateway.session.post(mock_gateway.base + GENERATE, data=b"{not json") as resp:
+    json_type = {"content-type": "application/json"}
+    async with mock_gateway.session.post(mock_gateway.base + GENERATE, data=b"{not json", headers=json_type) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "invalid_request"
 
@@ -118,7 +119,9 @@ async def test_workflows_list_names_params_and_defaults_without_node_ids(mock_ga
     assert {"product_shot_v1", "smoke_v1"} <= set(flows)
     params = {p["name"]: p for p in flows["product_shot_v1"]["params"]}
     assert params["steps"]["default"] == 25 and "prompt" in params
-    assert all(set(p) == {"name", "default", "description"} for p in params.values())
+    # The public description names each parameter's rule, never a node id or input name.
+    assert all(set(p) == {"name", "default", "description", "type", "min", "max", "choices"} for p in params.values())
+    assert (params["steps"]["type"], params["steps"]["min"], params["steps"]["max"]) == ("int", 1, 150)
 
 
 async def test_routing_default_and_explicit_workflow(mock_gateway: Client) -> None:

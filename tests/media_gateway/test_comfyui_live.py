@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,9 @@ import aiohttp
 import msgspec
 from PIL import Image
 
-from tests.fakes.comfyui import FakeComfyUI
+from tests.fakes.comfyui import INSTALL_DIR, FakeComfyUI
 
-from .conftest import PRODUCT, SMOKE, Client, gateway_config, running_gateway
+from .conftest import PRODUCT, REPO, SMOKE, Client, gateway_config, running_gateway
 
 
 async def _png_size(client: Client, url: str) -> tuple[int, int]:
@@ -253,3 +254,55 @@ async def test_readyz_checks_comfyui_system_stats(gateway: Client, fake: FakeCom
         assert status == 503 and body["error"]["code"] == "not_ready"
         status, body, _ = await down.call("GET", "/healthz")
         assert status == 200
+
+
+async def test_a_path_as_checkpoint_or_unbounded_steps_is_400_and_never_reaches_comfyui(
+    gateway: Client, fake: FakeComfyUI
+) -> None:
+    for params, name in (({"checkpoint": "../../../../etc/passwd"}, "checkpoint"), ({"steps": 10000}, "steps")):
+        status, body, _ = await gateway.generate({**PRODUCT, "params": params})
+        assert status == 400, body
+        assert body["error"]["code"] == "invalid_request" and body["error"]["details"]["param"] == name
+        assert f"params.{name}" in body["error"]["message"]
+    assert not fake.calls("POST", "/prompt")
+
+
+async def test_smoke_pixels_follow_the_seed_and_count_gives_distinct_images(gateway: Client, fake: FakeComfyUI) -> None:
+    async def shas(**fields: Any) -> list[str]:
+        status, job, _ = await gateway.generate({**SMOKE, **fields})
+        assert status == 200, job
+        assert len(job["images"]) == fields.get("count", 1)
+        return [image["sha256"] for image in job["images"]]
+
+    [one] = await shas(seed=1)
+    [two] = await shas(seed=2)
+    [one_again] = await shas(seed=1)
+    assert one != two and one == one_again
+    three = await shas(seed=3, count=3)
+    assert len(set(three)) == 3
+    assert fake.prompts[0]["2"]["inputs"]["seed"] == 1  # the seed reached ImageAddNoise
+
+
+async def test_comfyui_error_text_reaches_the_client_without_server_paths(fake: FakeComfyUI, tmp_path: Path) -> None:
+    # A workflow whose SaveImage prefix leaves ComfyUI's output folder: ComfyUI fails it at run time with a
+    # message naming its own folders, as the real one does.
+    graph = json.loads((REPO / "config" / "workflows" / "smoke_v1.json").read_text("utf-8"))
+    graph["4"]["inputs"]["filename_prefix"] = "../../escape"
+    (tmp_path / "escape.json").write_text(json.dumps(graph), "utf-8")
+    config = gateway_config(tmp_path / "store", comfyui_url=fake.url)
+    smoke = config.workflows["smoke_v1"]
+    escape = msgspec.structs.replace(smoke, file=str(tmp_path / "escape.json"))
+    config = msgspec.structs.replace(config, workflows={**config.workflows, "escape": escape})
+    async with running_gateway(config) as client:
+        status, body, _ = await client.generate({**SMOKE, "workflow": "escape"})
+        assert status == 502, body
+        error = body["error"]
+        status, job, _ = await client.call("GET", f"/api/v1/media/jobs/{error['details']['job_id']}")
+    sent = fake.frames(fake.prompt_ids[0])
+    assert any(INSTALL_DIR in json.dumps(data) for kind, data in sent if kind == "execution_error")
+    for shown in (error, job["error"]):
+        assert INSTALL_DIR not in json.dumps(shown) and "traceback" not in json.dumps(shown)
+        assert shown["code"] == "upstream_error"
+        assert (shown["details"]["node_id"], shown["details"]["node_type"]) == ("4", "SaveImage")
+        assert shown["details"]["exception_type"] == "Exception"
+        assert "Saving image outside the output folder" in shown["message"]

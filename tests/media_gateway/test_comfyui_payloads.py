@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 from aiohttp import web
 
 from media_gateway.providers.comfyui import ComfyUIProvider, ComfyUISettings
+from media_gateway.providers.comfyui_errors import execution_failure, without_paths
 from media_gateway.providers.comfyui_wire import ImageRef, PromptRun, decode_history, rejection
 from shared_contracts.errors import NotReady, UpstreamError
 
@@ -120,3 +123,54 @@ async def test_unreachable_comfyui_makes_health_not_ready() -> None:
             await provider.health(deadline=asyncio.get_running_loop().time() + 2)
     finally:
         await provider.close()
+
+
+def _recorded_error(name: str) -> dict[str, Any]:
+    doc = json.loads((FIXTURES / name).read_text("utf-8"))
+    [frame] = [f for f in doc["frames"] if f["type"] == "execution_error"]
+    data: dict[str, Any] = frame["data"]
+    return data
+
+
+@pytest.mark.parametrize("name", ["ws_save_outside_output.json", "ws_exec_error_alloc.json"])
+def test_execution_errors_of_a_real_comfyui_reach_clients_without_server_paths(name: str) -> None:
+    recorded = _recorded_error(name)
+    assert "/tmp/comfyui" in json.dumps(recorded)  # the real server put its folders in
+    err = execution_failure(recorded, "p")
+    text = json.dumps({"message": err.message, "details": err.details})
+    assert "/tmp" not in text and "traceback" not in text and "current_inputs" not in text
+    assert err.details == {"node_id": recorded["node_id"], "node_type": recorded["node_type"],
+                           "exception_type": recorded["exception_type"], "prompt_id": "p"}
+    assert f"node {recorded['node_id']} ({recorded['node_type']})" in err.message
+
+
+def test_the_save_outside_output_error_keeps_its_reason_not_its_folders() -> None:
+    err = execution_failure(_recorded_error("ws_save_outside_output.json"), "p")
+    assert "Saving image outside the output folder is not allowed" in err.message
+    assert "full_output_folder: <path>" in err.message and "commonpath: <path>" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ('File "/srv/comfy/nodes.py", line 3', 'File "<path>", line 3'),
+        ("C:\\ComfyUI\\models\\x.ckpt missing", "<path> missing"),
+        ("in ~/models/x and (/etc/passwd)", "in <path> and (<path>)"),
+        ("at file:///opt/x.png", "at <path>"),
+        ("sub/dir/x.png of 1/4 via http://host/view", "sub/dir/x.png of 1/4 via http://host/view"),
+        ("Value 1.5 bigger than max of 1.0", "Value 1.5 bigger than max of 1.0"),
+    ],
+)
+def test_only_absolute_paths_are_removed(text: str, kept: str) -> None:
+    assert without_paths(text) == kept
+
+
+def test_rejection_texts_lose_server_paths_too() -> None:
+    body = {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                      "details": "", "extra_info": {}},
+            "node_errors": {"4": {"class_type": "LoadImage", "dependent_outputs": ["9"], "errors": [
+                {"type": "exception_during_validation", "message": "Invalid image file: /srv/comfy/input/a.png",
+                 "details": "image", "extra_info": {"input_name": "image"}}]}}}
+    err = rejection(json.dumps(body).encode())
+    assert "/srv" not in json.dumps({"message": err.message, "details": err.details})
+    assert err.details["input"] == "image" and "Invalid image file: <path>" in err.message

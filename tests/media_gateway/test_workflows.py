@@ -39,7 +39,10 @@ def test_shipped_workflows_validate_against_their_graphs() -> None:
     assert set(flows) >= {"product_shot_v1", "smoke_v1"}
     smoke = flows["smoke_v1"].graph
     assert smoke is not None
-    assert {n["class_type"] for n in smoke.values()} == {"EmptyImage", "SaveImage"}
+    # Model-free (core nodes only) and seeded: the seed reaches ImageAddNoise.
+    assert {n["class_type"] for n in smoke.values()} == {"EmptyImage", "ImageAddNoise", "ImageBlur", "SaveImage"}
+    seed = config.workflows["smoke_v1"].params["seed"]
+    assert smoke[str(seed.node)]["class_type"] == "ImageAddNoise" and seed.input == "seed"
     product = flows["product_shot_v1"].graph
     assert product is not None
     assert {n["class_type"] for n in product.values()} == {
@@ -77,7 +80,7 @@ def test_injection_writes_mapped_inputs_into_a_copy(tmp_path: Path) -> None:
         "width": {"node": "1", "input": "width"},
         "height": {"node": "1", "input": "height"},
         "count": {"node": "1", "input": "batch_size"},
-        "color": {"node": "1", "input": "color", "default": 255},
+        "color": {"node": "1", "input": "color", "default": 255, "type": "int", "min": 0, "max": 16777215},
     })}
     flow = load_workflows(specs, base_dir=_write(tmp_path))["w"]
     request = ImageRequest(role="r", task="t", prompt="p", width=64, height=128, count=3, params={"color": 7})
@@ -90,8 +93,8 @@ def test_injection_writes_mapped_inputs_into_a_copy(tmp_path: Path) -> None:
 
 
 def test_extra_params_are_checked_against_the_mapping(tmp_path: Path) -> None:
-    flow = load_workflows({"w": _spec({"color": {"node": "1", "input": "color", "default": 1}})},
-                          base_dir=_write(tmp_path))["w"]
+    color = {"node": "1", "input": "color", "default": 1, "type": "int", "min": 0, "max": 16777215}
+    flow = load_workflows({"w": _spec({"color": color})}, base_dir=_write(tmp_path))["w"]
     for params in ({"colour": 1}, {"color": "red"}, {"width": 64}):
         with pytest.raises(InvalidRequest):
             flow.resolve(ImageRequest(role="r", task="t", prompt="p", params=params), seed=1)
@@ -148,3 +151,74 @@ def test_env_selects_mode_and_comfyui_url() -> None:
     assert config.mode == "live"
     assert config.providers["comfyui"]["base_url"] == "http://gpu:8188"
     assert load_media_config(CONFIG_PATH, {}).mode == "mock"
+
+
+def _shipped(name: str) -> Any:
+    config = load_media_config(CONFIG_PATH, {})
+    return load_workflows(config.workflows, base_dir=REPO / "config")[name]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "detail"),
+    [
+        ({"checkpoint": "../../../../etc/passwd"}, "params.checkpoint", {"type": "filename"}),
+        ({"checkpoint": "sub/dir/model.safetensors"}, "params.checkpoint", {"type": "filename"}),
+        ({"checkpoint": "..\\model.safetensors"}, "params.checkpoint", {"type": "filename"}),
+        ({"checkpoint": ".hidden.safetensors"}, "params.checkpoint", {"type": "filename"}),
+        ({"checkpoint": "model.exe"}, "params.checkpoint", {"pattern": r".+\.(safetensors|ckpt)"}),
+        ({"steps": 10000}, "params.steps", {"max": 150}),
+        ({"steps": 0}, "params.steps", {"min": 1}),
+        ({"steps": 20.5}, "params.steps", {"type": "int"}),
+        ({"steps": True}, "params.steps", {"type": "int"}),
+        ({"cfg": "7"}, "params.cfg", {"type": "float"}),
+        ({"sampler_name": "rm -rf"}, "params.sampler_name", {}),
+    ],
+)
+def test_a_parameter_outside_its_declared_rule_is_refused_naming_it(
+    params: dict[str, Any], field: str, detail: dict[str, Any]
+) -> None:
+    flow = _shipped("product_shot_v1")
+    with pytest.raises(InvalidRequest) as caught:
+        flow.resolve(ImageRequest(role="r", task="t", prompt="p", params=params), seed=1)
+    assert caught.value.status == 400 and caught.value.message.startswith(field + ": ")
+    assert caught.value.details["param"] == field.split(".")[-1]
+    assert detail.items() <= caught.value.details.items()
+
+
+def test_values_inside_the_rules_reach_the_graph() -> None:
+    flow = _shipped("product_shot_v1")
+    params = {"checkpoint": "juggernaut_v9 (fp16).safetensors", "steps": 150, "cfg": 5, "scheduler": "karras"}
+    graph = flow.inject(flow.resolve(ImageRequest(role="r", task="t", prompt="p", params=params), seed=1))
+    assert graph is not None
+    assert graph["4"]["inputs"]["ckpt_name"] == "juggernaut_v9 (fp16).safetensors"
+    assert (graph["3"]["inputs"]["steps"], graph["3"]["inputs"]["cfg"], graph["3"]["inputs"]["scheduler"]) == (
+        150, 5, "karras"
+    )
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ({"node": "1", "input": "color", "default": 1}, r"params\.color\.type: required"),
+        ({"node": "1", "input": "color", "default": 1, "type": "int", "min": 0}, r"needs both 'min' and 'max'"),
+        ({"node": "1", "input": "color", "default": 9, "type": "int", "min": 0, "max": 5}, r"default: 9 is above"),
+        ({"node": "1", "input": "color", "default": "x", "type": "string"}, r"needs 'choices' or 'max_length'"),
+        ({"node": "1", "input": "color", "type": "int", "min": 0, "max": 5}, r"color\.default: required"),
+        ({"node": "1", "input": "color", "default": "a", "type": "filename", "pattern": "("}, r"color\.pattern"),
+        ({"node": "1", "input": "color", "default": 1, "type": "int", "min": 0, "max": 5, "choices": [1, "x"]},
+         r"color\.choices\[1\]"),
+    ],
+)
+def test_a_parameter_without_a_sound_rule_stops_start_up(tmp_path: Path, param: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_workflows({"w": _spec({"color": param})}, base_dir=_write(tmp_path))
+
+
+def test_the_workflow_list_shows_each_parameters_rule() -> None:
+    info = _shipped("product_shot_v1").info()
+    steps = next(p for p in info.params if p.name == "steps")
+    assert (steps.type, steps.min, steps.max, steps.default) == ("int", 1, 150, 25)
+    checkpoint = next(p for p in info.params if p.name == "checkpoint")
+    assert checkpoint.type == "filename"
+    width = next(p for p in info.params if p.name == "width")
+    assert width.type == "int"
