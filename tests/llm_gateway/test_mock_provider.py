@@ -49,7 +49,7 @@ async def test_same_request_same_answer_and_payload_changes_it(tmp_path: Path) -
 async def test_plain_text_is_plausible(tmp_path: Path) -> None:
     result = await mock(tmp_path).generate(call(payload=PAYLOAD, role="reviewer", task="final_review"),
                                            deadline=in_seconds(5))
-    assert result.text.startswith("Final review for Aurora Desk Lamp:")
+    assert result.text.startswith("Final review for Aurora Desk Lamp.")
     assert "lorem" not in result.text.lower() and len(result.text.split()) > 15
 
 

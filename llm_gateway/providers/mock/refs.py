@@ -17,8 +17,8 @@ __all__ = ["FORBIDDEN", "MAX_EXPANSIONS", "MAX_IN_PLACE", "Budget", "Cycle", "Re
 
 MAX_IN_PLACE = 256
 """Most subschemas (`$ref` targets and `allOf` parts) that may apply to one value."""
-MAX_EXPANSIONS = 20_000
-"""Most such steps for a whole document."""
+MAX_EXPANSIONS = 100_000
+"""Most `$ref`/`allOf` steps for a whole document."""
 _MAX_NESTING = 64
 FORBIDDEN: Mapping[str, Any] = {"not": {}}
 """What the boolean schema `false` resolves to: nothing validates against it."""
@@ -42,9 +42,10 @@ class Budget:
     def __init__(self) -> None:
         self.expansions = 0
 
-    def expand(self, in_place: int) -> None:
-        """One more subschema followed; `in_place` is how many already apply to the current value."""
-        self.expansions += 1
+    def expand(self, in_place: int, *, followed: bool) -> None:
+        """One more subschema applies to the current value (`in_place` of them so far); `followed` when it
+        was reached through a `$ref` or an `allOf` part, which is what the document-wide cap counts."""
+        self.expansions += followed
         if in_place > MAX_IN_PLACE:
             raise refused(
                 f"more than {MAX_IN_PLACE} subschemas (allOf parts and $refs) apply to one value; "
@@ -165,7 +166,7 @@ class Refs:
         if not isinstance(schema, Mapping):
             return {}, seen
         counter[0] += 1
-        budget.expand(counter[0])
+        budget.expand(counter[0], followed=nesting > 0)
         if nesting > _MAX_NESTING:
             raise refused(f"allOf/$ref nest more than {_MAX_NESTING} levels at one place", limit=_MAX_NESTING)
         ref = schema.get("$ref")
