@@ -1,140 +1,91 @@
-"""The orchestrator's HTTP service: start P0 runs, read them back, report health and readiness.
+"""The orchestrator's HTTP service: the JSON API (`api.py`), the pages people look at (`pages/`), health.
 
-Every run has a deadline (`runs.timeout_s`, shortened by the request's `X-Request-Timeout`); gateway calls
-inside it send what is left, so no gateway works longer than the run's caller waits. CORS is absent.
+At start-up it takes its runs folder (one process per folder) and picks up the runs a previous process
+left unfinished (`runs.on_restart`). CORS is absent. With API keys configured, programs send
+`Authorization: Bearer`, and browsers enter a key once for a session cookie (`pages/session.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
-from typing import Any, TypedDict
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Scope
 
+from orchestrator.api import API_ROUTES
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig
-from orchestrator.flow import FLOW_NAME, P0ProductDetailFlow
+from orchestrator.flow import FLOW_NAME, ROLES, P0ProductDetailFlow
 from orchestrator.metrics import FlowMetrics
 from orchestrator.openapi import orchestrator_openapi
-from orchestrator.runs import FileRunStore, RunRunner, RunStore, summary_of
-from service_common.auth import auth_middleware, key_hashes
-from service_common.deadline import effective_timeout, request_timeout
-from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
+from orchestrator.pages.render import PageRenderer
+from orchestrator.pages.routes import PAGE_ROUTES
+from orchestrator.pages.session import ConsoleAuthMiddleware, ConsoleSessions
+from orchestrator.runs import FileRunImageStore, FileRunStore, RunFeed, RunImageStore, RunRunner, RunStore
+from orchestrator.samples import load_samples
+from orchestrator.state import AppState
+from service_common.auth import key_hashes
+from service_common.http import RequestIdMiddleware, error_handlers
 from service_common.metrics import instrument
 from service_common.openapi import openapi_route
-from shared_contracts.errors import GatewayError, InvalidRequest, NotReady
-from shared_contracts.flows import RunList, RunRequest
 
-__all__ = ["AppState", "create_app"]
+__all__ = ["CONSOLE_OPEN_PATHS", "AppState", "create_app"]
 
-_decode_run_request = msgspec.json.Decoder(RunRequest)
-
-
-class AppState(TypedDict):
-    """What the lifespan puts on `request.state`."""
-
-    config: OrchestratorConfig
-    llm: LLMGatewayClient
-    media: MediaGatewayClient
-    runner: RunRunner
-    store: RunStore
-
-
-def _state(request: Request) -> AppState:
-    s = request.state
-    return AppState(config=s.config, llm=s.llm, media=s.media, runner=s.runner, store=s.store)
-
-
-async def create_run(request: Request) -> Response:
-    """`POST /api/v1/flows/p0-product-detail/runs`: 200 with the result, or 202 and the run id."""
-    state = _state(request)
-    requested = request_timeout(request.headers)
-    body = await decode_body(request, _decode_run_request, max_bytes=state["config"].server.max_body_bytes)
-    timeout_s = effective_timeout(state["config"].runs.timeout_s, requested)
-    runner = state["runner"]
-    doc = runner.flow.new_document(body.product)
-    await state["store"].save(doc)
-    request_id = request_id_of(request)
-    if body.wait:
-        return MsgspecResponse(await runner.run(doc, request_id, timeout_s=timeout_s))
-    runner.start(doc, request_id, timeout_s=timeout_s)
-    return MsgspecResponse(doc, status_code=202, headers={"location": f"/api/v1/runs/{doc.run_id}"})
-
-
-async def get_run(request: Request) -> Response:
-    """`GET /api/v1/runs/{run_id}`."""
-    return MsgspecResponse(await _state(request)["store"].get(request.path_params["run_id"]))
-
-
-async def list_runs(request: Request) -> Response:
-    """`GET /api/v1/runs?limit=N`: recent runs, newest first."""
-    state = _state(request)
-    cap = state["config"].runs.recent_limit
-    raw = request.query_params.get("limit", str(cap))
-    if not raw.isdigit() or not 1 <= int(raw) <= cap:
-        raise InvalidRequest(f"limit must be an integer from 1 to {cap}", details={"path": "limit"})
-    docs = await state["store"].recent(int(raw))
-    return MsgspecResponse(RunList(runs=[summary_of(doc) for doc in docs]))
-
-
-async def healthz(request: Request) -> Response:
-    """The process is up."""
-    return MsgspecResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    """Ready when both gateways say they are; otherwise 503 naming the one that is not."""
-    state = _state(request)
-    checks = {"llm_gateway": state["llm"].check_ready(), "media_gateway": state["media"].check_ready()}
-    results = await asyncio.gather(*checks.values(), return_exceptions=True)
-    failing: dict[str, Any] = {}
-    for name, result in zip(checks, results, strict=True):
-        if isinstance(result, GatewayError):
-            failing[name] = {"code": result.code, "message": result.message}
-        elif isinstance(result, BaseException):
-            raise result
-    if failing:
-        raise NotReady(f"not ready: {', '.join(failing)}", details=failing)
-    return MsgspecResponse({"status": "ready", "gateways": {name: "ready" for name in checks}})
-
-
-ROUTES = [
-    Route(f"/api/v1/flows/{FLOW_NAME}/runs", create_run, methods=["POST"]),
-    Route("/api/v1/runs", list_runs, methods=["GET"]),
-    Route("/api/v1/runs/{run_id}", get_run, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-]
+# Answered without a key even when keys are on: the key form needs its script and style, and the
+# session endpoint checks the key itself.
+CONSOLE_OPEN_PATHS = (
+    "/static/console.css", "/static/console.js", "/static/favicon.svg", "/api/v1/console/session",
+)
 
 
 def create_app(
-    config: OrchestratorConfig, *, store: RunStore | None = None, metrics: FlowMetrics | None = None
+    config: OrchestratorConfig,
+    *,
+    store: RunStore | None = None,
+    images: RunImageStore | None = None,
+    metrics: FlowMetrics | None = None,
 ) -> Starlette:
     """The ASGI app; the gateway sessions open in the lifespan and close on shutdown. `GET /metrics` included."""
     run_store = store or FileRunStore(config.runs.dir)
+    image_store = images or FileRunImageStore(config.runs.images_path)
     flow_metrics = metrics if metrics is not None else FlowMetrics()
+    hashes = key_hashes(config.auth)
+    sessions = ConsoleSessions(hashes, secret=config.console.session_secret, ttl_s=config.console.session_ttl_s)
+    renderer = PageRenderer(roles=ROLES, samples=load_samples(), auth=bool(hashes))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with contextlib.AsyncExitStack() as stack:
+            await run_store.open()
+            stack.push_async_callback(run_store.close)
             llm = await stack.enter_async_context(LLMGatewayClient.from_config(config.llm_gateway))
             media = await stack.enter_async_context(MediaGatewayClient.from_config(config.media_gateway))
-            runner = RunRunner(P0ProductDetailFlow.build(llm, media, config.flow), run_store, metrics=flow_metrics)
+            feed = RunFeed()
+            flow = P0ProductDetailFlow.build(llm, media, config.flow, images=image_store)
+            runner = RunRunner(flow, run_store, metrics=flow_metrics, feed=feed)
             stack.push_async_callback(functools.partial(runner.close, grace_s=config.runs.shutdown_grace_s))
-            yield {"config": config, "llm": llm, "media": media, "runner": runner, "store": run_store}
+            await runner.recover(on_restart=config.runs.on_restart, timeout_s=config.runs.timeout_s)
+            yield {
+                "config": config, "llm": llm, "media": media, "runner": runner, "store": run_store,
+                "images": image_store, "feed": feed, "pages": renderer, "sessions": sessions,
+            }
 
-    app = Starlette(
-        routes=[*ROUTES, openapi_route(orchestrator_openapi(FLOW_NAME, auth=bool(key_hashes(config.auth))))],
+    async def login_page(scope: Scope) -> bytes:
+        return renderer.login(str(scope["path"])).encode("utf-8")
+
+    middleware = [Middleware(RequestIdMiddleware)]
+    if hashes:
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
-        middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
+        middleware.append(Middleware(
+            ConsoleAuthMiddleware, sessions=sessions, hashes=hashes,
+            open_paths=[*config.auth.open_paths, *CONSOLE_OPEN_PATHS], login_page=login_page,
+        ))
+    app = Starlette(
+        routes=[*API_ROUTES, *PAGE_ROUTES, openapi_route(orchestrator_openapi(FLOW_NAME, auth=bool(hashes)))],
+        middleware=middleware,
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )

@@ -14,6 +14,7 @@ from service_common.config import ConfigError, Section, load_config
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "Aspect",
+    "ConsoleConfig",
     "FlowConfig",
     "GatewayClientConfig",
     "ImageSize",
@@ -77,14 +78,41 @@ class FlowConfig(Section, frozen=True):
 
 
 class RunsConfig(Section, frozen=True):
-    """Where run documents are kept."""
+    """Where run documents and their images are kept, and what happens to runs a stopped process left."""
 
     dir: str = "./var/runs"
+    # Kept run images (content-addressed); empty = `<dir>/images`.
+    images_dir: str = ""
     recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
     # A run's whole budget; `X-Request-Timeout` on the request may shorten it, never lengthen it.
     timeout_s: Seconds = 900.0
     # On SIGTERM, background runs get this long to finish before they are stopped (and recorded failed).
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
+    # Runs found `running` at start-up (their process crashed): resume from the last finished step, or fail them.
+    on_restart: Literal["resume", "fail"] = "resume"
+    # Run event streams re-read a run this often when no save in this process woke them.
+    events_poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+
+    @property
+    def images_path(self) -> str:
+        """Where kept run images go."""
+        return self.images_dir or str(Path(self.dir) / "images")
+
+
+class ConsoleConfig(Section, frozen=True):
+    """The browser console's session, used when API keys are configured.
+
+    A key entered once in the console becomes a session cookie (HttpOnly, SameSite=Strict) holding an HMAC
+    of the key's hash, never the key. `session_secret` signs it; empty = a random secret per process (a
+    restart then asks for the key again). `repr` never shows it.
+    """
+
+    session_secret: str = ""
+    session_ttl_s: Annotated[float, msgspec.Meta(ge=60, le=7 * 86_400)] = 43_200.0
+
+    def __repr__(self) -> str:
+        return f"ConsoleConfig(session_secret={'<set>' if self.session_secret else '<random>'}, " \
+               f"session_ttl_s={self.session_ttl_s!r})"
 
 
 class ServerConfig(Section, frozen=True):
@@ -101,6 +129,7 @@ class OrchestratorConfig(Section, frozen=True):
     flow: FlowConfig = FlowConfig()
     runs: RunsConfig = RunsConfig()
     server: ServerConfig = ServerConfig()
+    console: ConsoleConfig = ConsoleConfig()
     # Optional API keys for this service's own API (Authorization: Bearer); none configured = open.
     auth: AuthSettings = AuthSettings()
 

@@ -25,13 +25,20 @@ from orchestrator.agents import (
 )
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import FlowConfig
+from orchestrator.runs.images import ImageKeeper, RunImageStore, run_image
 from orchestrator.runs.store import new_run_id
 from shared_contracts.errors import ErrorBody, GatewayError
-from shared_contracts.flows import MediaCall, Product, RunDocument, RunMode, StepRecord
+from shared_contracts.flows import MediaCall, Product, RunDocument, RunImage, RunMode, StepRecord
+from shared_contracts.media import Job
 
-__all__ = ["FLOW_NAME", "OnUpdate", "P0ProductDetailFlow", "error_body"]
+__all__ = ["FLOW_NAME", "PARALLEL_ROLES", "ROLES", "OnUpdate", "P0ProductDetailFlow", "error_body"]
 
 FLOW_NAME = "p0-product-detail"
+# The steps in flow order, and the two that run at the same time.
+ROLES: tuple[str, ...] = tuple(agent.role for agent in (
+    BrandAgent, BriefAgent, StrategistAgent, CopywriterAgent, VisionGeneratorAgent, ReviewerAgent
+))
+PARALLEL_ROLES = frozenset({CopywriterAgent.role, VisionGeneratorAgent.role})
 OnUpdate = Callable[[RunDocument], Awaitable[None]]
 
 _log = structlog.get_logger(component="flow")
@@ -50,7 +57,8 @@ class P0ProductDetailFlow:
     """Runs the six agents in order, copywriter and vision concurrently, and records every step.
 
     A failed step ends the run as `failed` with that step's name and the gateway's error; outputs of the
-    steps that finished are kept, later steps are `skipped`.
+    steps that finished are kept, later steps are `skipped`. With an `ImageKeeper`, rendered images are
+    copied into the run image store and the document points at the copies.
     """
 
     def __init__(
@@ -62,8 +70,10 @@ class P0ProductDetailFlow:
         copywriter: CopywriterAgent,
         vision: VisionGeneratorAgent,
         reviewer: ReviewerAgent,
+        keeper: ImageKeeper | None = None,
     ) -> None:
         self.stages: list[Sequence[Agent[Any]]] = [[brand], [brief], [strategist], [copywriter, vision], [reviewer]]
+        self.keeper = keeper
 
     @classmethod
     def build(
@@ -73,8 +83,9 @@ class P0ProductDetailFlow:
         config: FlowConfig,
         *,
         prompts: PromptLibrary | None = None,
+        images: RunImageStore | None = None,
     ) -> P0ProductDetailFlow:
-        """Wire the six agents to the two clients."""
+        """Wire the six agents to the two clients; with `images`, run images are kept there."""
         library = prompts or PromptLibrary()
         common: dict[str, Any] = {"prompts": library, "quality": config.quality}
         return cls(
@@ -86,6 +97,7 @@ class P0ProductDetailFlow:
                 llm, media, image_sizes=config.image_sizes, workflow=config.image_workflow, **common
             ),
             reviewer=ReviewerAgent(llm, **common),
+            keeper=ImageKeeper(media, images) if images is not None else None,
         )
 
     @property
@@ -98,8 +110,10 @@ class P0ProductDetailFlow:
         """Every step's role, in flow order."""
         return list(self.agents)
 
-    def new_document(self, product: Product, *, run_id: str | None = None) -> RunDocument:
-        """A `running` document with every step `pending`."""
+    def new_document(
+        self, product: Product, *, run_id: str | None = None, timeout_s: float | None = None
+    ) -> RunDocument:
+        """A `running` document with every step `pending`; `timeout_s` is the run's budget, when it has one."""
         return RunDocument(
             run_id=run_id or new_run_id(),
             flow=FLOW_NAME,
@@ -116,6 +130,7 @@ class P0ProductDetailFlow:
             started_at=_now(),
             finished_at=None,
             duration_ms=None,
+            timeout_s=timeout_s,
         )
 
     async def run(
@@ -131,18 +146,22 @@ class P0ProductDetailFlow:
         """Run the flow to its end; gateway errors end up in the document, never raised.
 
         `deadline` (a `loop.time()`) bounds every gateway call of the run; without it each call has the
-        clients' own bound.
+        clients' own bound. A `document` whose steps already finished (a run resumed after a restart) keeps
+        them: succeeded steps are not run again, their outputs feed the later steps.
         """
         doc = document or self.new_document(product, run_id=run_id)
-        state = _RunState(doc, request_id or doc.run_id, on_update, deadline)
+        state = _RunState(doc, request_id or doc.run_id, on_update, deadline, self.keeper)
         await state.publish()
-        started = time.monotonic()
-        outputs: dict[str, AgentOutput] = {}
+        # A resumed run's duration counts from its start, not from this process's pick-up.
+        started = time.monotonic() - ((_now() - doc.started_at).total_seconds() if doc.resumed_at else 0.0)
+        outputs = self._finished_outputs(doc)
         for stage in self.stages:
             inputs = AgentInputs(product=product, outputs=dict(outputs), run_id=doc.run_id)
+            # A resumed run: what succeeded is not asked again, a failure stands (and ends the run below).
+            todo = [a for a in stage if a.role not in outputs and doc.steps[a.role].status != "failed"]
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(state.step(agent, inputs)) for agent in stage]
-            for agent, task in zip(stage, tasks, strict=True):
+                tasks = [group.create_task(state.step(agent, inputs)) for agent in todo]
+            for agent, task in zip(todo, tasks, strict=True):
                 output = task.result()
                 if output is not None:
                     outputs[agent.role] = output
@@ -165,16 +184,36 @@ class P0ProductDetailFlow:
         await state.publish()
         return doc
 
+    def _finished_outputs(self, doc: RunDocument) -> dict[str, AgentOutput]:
+        """Outputs of steps that already succeeded, typed again; one that no longer decodes is run again."""
+        outputs: dict[str, AgentOutput] = {}
+        for role, agent in self.agents.items():
+            if doc.steps[role].status == "succeeded" and role in doc.outputs:
+                try:
+                    outputs[role] = msgspec.convert(doc.outputs[role], agent.output_type)
+                except msgspec.ValidationError:
+                    _log.warning("resume_output_unreadable", run_id=doc.run_id, role=role)
+        return outputs
+
 
 class _RunState:
     """One run's mutable bookkeeping: the document, the modes seen, serialised publishing."""
 
-    def __init__(self, doc: RunDocument, request_id: str, on_update: OnUpdate | None, deadline: float | None) -> None:
+    def __init__(
+        self,
+        doc: RunDocument,
+        request_id: str,
+        on_update: OnUpdate | None,
+        deadline: float | None,
+        keeper: ImageKeeper | None,
+    ) -> None:
         self.doc = doc
         self.request_id = request_id
         self.on_update = on_update
         self.deadline = deadline
-        self.modes: set[str] = set()
+        self.keeper = keeper
+        # A resumed run keeps the modes its finished steps saw.
+        self.modes: set[str] = {"mock", "live"} if doc.mode == "mixed" else ({doc.mode} if doc.mode else set())
         # Copywriter and vision finish concurrently; their snapshots must not be written out of order.
         self._lock = asyncio.Lock()
 
@@ -193,9 +232,11 @@ class _RunState:
         role = agent.role
         record = msgspec.structs.replace(self.doc.steps[role], status="running", started_at=_now())
         self.doc.steps[role] = record
+        await self.publish()  # followers see the step start, not only its end
         started = time.monotonic()
         try:
             result = await agent.run(inputs, request_id=self.request_id, deadline=self.deadline)
+            images = await self._images(result.job)
         except GatewayError as err:
             self.doc.steps[role] = msgspec.structs.replace(
                 record,
@@ -210,11 +251,15 @@ class _RunState:
         response = result.generated.response
         self._note_mode(response.mode)
         media = None
+        output = msgspec.to_builtins(result.output)
         if result.job is not None:
             self._note_mode(result.job.mode)
             job = result.job
             media = MediaCall(job_id=job.id, provider=job.provider, workflow=job.workflow, latency_ms=job.latency_ms)
-            self.doc.images.extend(job.images)
+            self.doc.images.extend(images)
+            if isinstance(output, dict) and "images" in output:
+                # The step's output lists the same images: it points at the kept copies too.
+                output["images"] = msgspec.to_builtins(images)
         self.doc.steps[role] = msgspec.structs.replace(
             record,
             status="succeeded",
@@ -225,14 +270,24 @@ class _RunState:
             media=media,
             finished_at=_now(),
         )
-        self.doc.outputs[role] = msgspec.to_builtins(result.output)
+        self.doc.outputs[role] = output
         _log.info(
             "step_succeeded", run_id=self.doc.run_id, role=role, provider=response.provider,
             model=response.model, latency_ms=self.doc.steps[role].latency_ms,
         )
         await self.publish()
-        output: AgentOutput = result.output
-        return output
+        typed: AgentOutput = result.output
+        return typed
+
+    async def _images(self, job: Job | None) -> list[RunImage]:
+        """The job's images as run images: kept with the run when there is a keeper."""
+        if job is None:
+            return []
+        if self.keeper is None:
+            return [run_image(image) for image in job.images]
+        return await self.keeper.keep(
+            self.doc.run_id, job.images, request_id=self.request_id, deadline=self.deadline
+        )
 
 
 def _ms_since(started: float) -> float:

@@ -13,14 +13,19 @@ from .llm import Attempt
 from .media import ImageInfo
 
 __all__ = [
+    "RUN_EVENT_TYPES",
     "MediaCall",
     "Product",
     "RunDocument",
+    "RunEventType",
+    "RunFinishedEvent",
+    "RunImage",
     "RunList",
     "RunMode",
     "RunRequest",
     "RunStatus",
     "RunSummary",
+    "StepEvent",
     "StepRecord",
     "StepStatus",
 ]
@@ -81,10 +86,20 @@ class StepRecord(Outbound):
     error: ErrorBody | None = None
 
 
+class RunImage(ImageInfo):
+    """An image of a run. `url` is where to fetch it now: the orchestrator's copy kept with the run
+    (`/runs/{run_id}/images/{id}`, a path on the orchestrator) once kept; `source_url` is the Media
+    Gateway's original URL, which may stop answering when the gateway restarts or forgets the job."""
+
+    source_url: str | None = None
+
+
 class RunDocument(Outbound):
     """The result of one flow run: the six outputs keyed by role, the images, and per-step timing.
 
     A failed run names its `failed_step` and carries the gateway's `error`; outputs of earlier steps are kept.
+    `timeout_s` is the run's whole budget from `started_at`; `resumed_at` is set when a new orchestrator
+    process picked the run up after the one running it stopped (finished steps are not run again).
     """
 
     run_id: str
@@ -93,13 +108,15 @@ class RunDocument(Outbound):
     mode: RunMode | None
     product: Product
     outputs: dict[str, Any]
-    images: list[ImageInfo]
+    images: list[RunImage]
     steps: dict[str, StepRecord]
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None
     failed_step: str | None = None
     error: ErrorBody | None = None
+    timeout_s: float | None = None
+    resumed_at: datetime | None = None
 
 
 class RunSummary(Outbound):
@@ -118,3 +135,28 @@ class RunList(Outbound):
     """Body of `GET /api/v1/runs`: most recent first."""
 
     runs: list[RunSummary]
+
+
+RunEventType = Literal["step_started", "step_finished", "run_finished"]
+RUN_EVENT_TYPES: tuple[RunEventType, ...] = ("step_started", "step_finished", "run_finished")
+
+
+class StepEvent(Outbound):
+    """Data of `step_started` and `step_finished` on `GET /api/v1/runs/{run_id}/events`: the step as recorded.
+
+    A step that never ran because an earlier one failed gets only `step_finished`, with status `skipped`.
+    """
+
+    run_id: str
+    step: StepRecord
+
+
+class RunFinishedEvent(Outbound):
+    """Data of the last event, `run_finished`: how the run ended (the stream closes after it)."""
+
+    run_id: str
+    status: RunStatus
+    mode: RunMode | None
+    duration_ms: float | None
+    failed_step: str | None
+    error: ErrorBody | None

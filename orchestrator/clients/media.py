@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
 from orchestrator.clients._gateway import GatewayClient
 from shared_contracts.errors import GatewayError, UpstreamError, error_from_body
-from shared_contracts.media import ImageRequest, Job
+from shared_contracts.media import ImageInfo, ImageRequest, Job
 
 __all__ = ["MediaGatewayClient"]
 
 _GENERATE_PATH = "/api/v1/media/image/generate"
+_IMAGES_PATH = "/api/v1/media/images/"
 _encode = msgspec.json.Encoder().encode
 _decode_job = msgspec.json.Decoder(Job)
 
@@ -65,6 +68,20 @@ class MediaGatewayClient(GatewayClient):
         if job.status != "succeeded" or not job.images:
             raise _job_error(job)
         return job
+
+    async def image_bytes(
+        self, image: ImageInfo, *, request_id: str | None = None, deadline: float | None = None
+    ) -> bytes:
+        """A stored image's bytes, fetched by id from this client's base URL (the image's own URL may be a
+        public one this process cannot reach) and checked against the job's sha256 and size."""
+        reply = await self.call("GET", _IMAGES_PATH + quote(image.id, safe=""), request_id=request_id,
+                                deadline=deadline)
+        if len(reply.body) != image.bytes or hashlib.sha256(reply.body).hexdigest() != image.sha256:
+            raise UpstreamError(
+                f"media gateway image {image.id} does not match its job's size and sha256",
+                details={"gateway": "media", "image_id": image.id, "bytes": len(reply.body)},
+            )
+        return reply.body
 
 
 def _job_error(job: Job) -> GatewayError:

@@ -37,6 +37,12 @@ ENDPOINTS = {
     ("orch_base", "POST", "/api/v1/flows/p0-product-detail/runs"),
     ("orch_base", "GET", "/api/v1/runs/{id}"),
     ("orch_base", "GET", "/api/v1/runs"),
+    ("orch_base", "GET", "/api/v1/runs/{id}/events"),
+    ("orch_base", "GET", "/runs/{id}"),
+    ("orch_base", "GET", "/runs/{id}/images/{id}"),
+    ("orch_base", "GET", "/runs/{id}/export"),
+    ("orch_base", "GET", "/"),
+    ("orch_base", "GET", "/compare"),
 }
 
 _ID_SEGMENT = re.compile(r"/(?:\{\{\w+\}\}|no-such-[\w-]+)(?=/|$)")

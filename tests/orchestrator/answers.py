@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ __all__ = [
     "envelope",
     "llm_answer",
     "media_job",
+    "media_job_of",
     "output_of",
+    "png",
 ]
 
 LLM_URL = "http://llm.test"
@@ -54,3 +58,21 @@ def media_job(*, status: str = "succeeded", mode: str = "mock", error: dict[str,
 def envelope(code: str, message: str = "failed", **details: Any) -> dict[str, Any]:
     """An error envelope as every gateway sends it."""
     return {"error": {"code": code, "message": message, "details": details, "request_id": "req-1"}}
+
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    """A real PNG of that size."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (31, 111, 92)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def media_job_of(image: bytes, *, mode: str = "mock") -> dict[str, Any]:
+    """A succeeded Job whose one image is `image` (id, size and sha256 as the gateway would state them)."""
+    body = media_job(mode=mode)
+    digest = hashlib.sha256(image).hexdigest()
+    body["images"][0].update(id=digest, sha256=digest, bytes=len(image),
+                             url=f"{MEDIA_URL}/api/v1/media/images/{digest}")
+    return body

@@ -20,7 +20,7 @@ from orchestrator.flow import P0ProductDetailFlow
 from orchestrator.runs import FileRunStore, RunRunner
 from orchestrator.tools.processes import free_port
 from shared_contracts.flows import Product
-from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, llm_answer, media_job
+from tests.orchestrator.answers import LLM_URL, MEDIA_URL, PRODUCT, llm_answer, media_job_of, png
 from tests.orchestrator.conftest import client_config
 from tests.orchestrator.inprocess import mock_gateway_apps, serve_app
 
@@ -54,7 +54,11 @@ async def test_a_waited_run_answers_200_with_the_result_and_is_stored(service: s
     assert headers["x-request-id"] == "qa-1"
     assert doc["status"] == "succeeded" and doc["mode"] == "mock"
     assert list(doc["outputs"]) == ["brand", "brief", "strategist", "copywriter", "vision", "reviewer"]
-    assert doc["images"][0]["url"].startswith("http://127.0.0.1:")
+    # The image is kept with the run: the document points at the orchestrator's copy, the gateway's URL stays.
+    image = doc["images"][0]
+    assert image["url"] == f"/runs/{doc['run_id']}/images/{image['id']}"
+    assert image["source_url"].startswith("http://127.0.0.1:") and image["source_url"].endswith(image["id"])
+    assert doc["outputs"]["vision"]["images"] == doc["images"]
     status, stored, _ = await call("GET", f"{service}/api/v1/runs/{doc['run_id']}")
     assert status == 200 and stored == doc
     status, listing, _ = await call("GET", f"{service}/api/v1/runs")
@@ -135,7 +139,10 @@ async def test_readiness_names_the_gateway_that_is_down(tmp_path: Path) -> None:
 
 async def test_the_callers_request_id_reaches_the_gateways(tmp_path: Path, upstream: aioresponses) -> None:
     upstream.post(f"{LLM_URL}/api/v1/llm/generate", callback=lambda url, **kw: _answer(kw), repeat=True)
-    upstream.post(f"{MEDIA_URL}/api/v1/media/image/generate", payload=media_job())
+    image = png()
+    job = media_job_of(image)
+    upstream.post(f"{MEDIA_URL}/api/v1/media/image/generate", payload=job)
+    upstream.get(job["images"][0]["url"], body=image, content_type="image/png")
     async with serve_app(create_app(config_for(LLM_URL, MEDIA_URL, tmp_path))) as url:
         status, doc, _ = await call("POST", url + RUNS, json={"product": PRODUCT}, headers={"X-Request-ID": "qa-77"})
     assert status == 200 and doc["status"] == "succeeded"
@@ -143,6 +150,9 @@ async def test_the_callers_request_id_reaches_the_gateways(tmp_path: Path, upstr
     assert len(calls) == 6 and {c.kwargs["headers"]["x-request-id"] for c in calls} == {"qa-77"}
     [image_call] = upstream.requests[("POST", URL(f"{MEDIA_URL}/api/v1/media/image/generate"))]
     assert image_call.kwargs["headers"]["x-request-id"] == "qa-77"
+    # Keeping the image with the run is part of the same request: same id.
+    [fetch] = upstream.requests[("GET", URL(job["images"][0]["url"]))]
+    assert fetch.kwargs["headers"]["x-request-id"] == "qa-77"
 
 
 def _answer(kwargs: dict[str, Any]) -> CallbackResult:
