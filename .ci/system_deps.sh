@@ -4,6 +4,7 @@
 #   * PostgreSQL server binaries (initdb, pg_ctl, postgres under /usr/lib/postgresql/<major>/bin)
 #   * Chromium (/usr/bin/chromium), driven by Playwright for Python with executable_path
 #   * Node.js and npm (for .ci/node_deps.sh: newman, the `openai` npm package)
+#   * fonts-nanum (Hangul glyphs for the Media Gateway's mock images; deploy/Dockerfile installs it too)
 #
 # Idempotent: checks first, runs `apt-get update` + `apt-get install` only when something is missing,
 # and prints what it found or did. Fails loudly (non-zero exit) when something cannot be installed.
@@ -62,6 +63,13 @@ if command -v npm >/dev/null 2>&1; then
 else
     log "npm: missing"
     packages+=(npm)
+fi
+
+if [ -f /usr/share/fonts/truetype/nanum/NanumGothicBold.ttf ]; then
+    log "fonts-nanum: present"
+else
+    log "fonts-nanum: missing"
+    packages+=(fonts-nanum)
 fi
 
 if [ "${#packages[@]}" -eq 0 ]; then
