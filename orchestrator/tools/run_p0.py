@@ -1,9 +1,11 @@
-"""Run the P0 "product detail + 1 image" flow once and save its JSON document.
+"""Run the P0 "product detail + 1 image" flow once, save its JSON document and images, and export its page.
 
-    python -m orchestrator.tools.run_p0 [--product FILE] [--out DIR]
+    python -m orchestrator.tools.run_p0 [--product FILE] [--out DIR] [--export DIR]
 
 Without LLM_GATEWAY_URL / MEDIA_GATEWAY_URL it starts both gateways as child processes on free loopback
-ports, in the mode GENERATOR_MODE names (mock when unset), and stops them afterwards.
+ports, in the mode GENERATOR_MODE names (mock when unset), and stops them afterwards. The run goes to
+`<out>/<run_id>.json` with its images kept in `<out>/images/` (the orchestrator's layout: an orchestrator
+on that runs folder shows it), and its page to `<export>/<run_id>/index.html`, which opens from disk.
 Exit code 0 when the run succeeded, 1 when it failed, 2 on a usage or start-up problem.
 """
 
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import msgspec
 
-from orchestrator.runs import FileRunStore
+from orchestrator.runs import FileRunImageStore, FileRunStore
+from orchestrator.tools.export import export_run
 from orchestrator.tools.processes import REPO_ROOT, ServiceStartError
 from orchestrator.tools.standalone import config_for, format_summary, load_product, open_gateways, run_flow
 from service_common.config import ConfigError
@@ -31,7 +34,8 @@ DEFAULT_PRODUCT = REPO_ROOT / "orchestrator" / "samples" / "ko_tumbler.json"
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.tools.run_p0", description=__doc__.splitlines()[0])
     parser.add_argument("--product", type=Path, default=DEFAULT_PRODUCT, help="product JSON file")
-    parser.add_argument("--out", type=Path, default=Path("var/runs"), help="folder for <run_id>.json")
+    parser.add_argument("--out", type=Path, default=Path("var/runs"), help="folder for <run_id>.json and images/")
+    parser.add_argument("--export", type=Path, default=Path("var/exports"), help="the page goes to EXPORT/<run_id>/")
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "config" / "orchestrator.yaml")
     return parser.parse_args(argv)
 
@@ -43,11 +47,14 @@ async def _main(args: argparse.Namespace) -> int:
         async with open_gateways(environ, log_dir=Path(logs)) as urls:
             where = "started here" if urls.started else "from the environment"
             print(f"gateways ({where}): llm={urls.llm} media={urls.media}")
-            doc = await run_flow(product, config_for(args.config, environ, urls))
+            images = FileRunImageStore(args.out / "images")
+            doc = await run_flow(product, config_for(args.config, environ, urls), images=images)
     store = FileRunStore(args.out)
     await store.save(doc)
+    index = await export_run(doc, images, args.export)
     print(format_summary(doc))
     print(f"saved {store.path_of(doc.run_id)}")
+    print(f"export: {index}  (open it in a browser; it needs no server)")
     return 0 if doc.status == "succeeded" else 1
 
 

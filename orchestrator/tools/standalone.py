@@ -12,7 +12,7 @@ import msgspec
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from orchestrator.flow import P0ProductDetailFlow
-from orchestrator.runs import new_run_id
+from orchestrator.runs import RunImageStore, new_run_id
 from orchestrator.tools.processes import ServiceGroup, gateway_specs
 from service_common.logging import bound_log_context
 from service_common.tracing import parse_traceparent
@@ -57,8 +57,8 @@ def config_for(path: Path, environ: Mapping[str, str], urls: GatewayURLs) -> Orc
     return load_orchestrator_config(path, {**environ, "LLM_GATEWAY_URL": urls.llm, "MEDIA_GATEWAY_URL": urls.media})
 
 
-async def run_flow(product: Product, config: OrchestratorConfig) -> RunDocument:
-    """One P0 run with fresh clients, closed afterwards.
+async def run_flow(product: Product, config: OrchestratorConfig, *, images: RunImageStore | None = None) -> RunDocument:
+    """One P0 run with fresh clients, closed afterwards; with `images`, its images are kept there.
 
     There is no inbound request here, so the run starts its own trace: every gateway call carries the run
     id as `X-Request-ID` and one `traceparent`, and the gateways' log lines for the run share a `trace_id`.
@@ -72,7 +72,8 @@ async def run_flow(product: Product, config: OrchestratorConfig) -> RunDocument:
             LLMGatewayClient.from_config(config.llm_gateway) as llm,
             MediaGatewayClient.from_config(config.media_gateway) as media,
         ):
-            return await P0ProductDetailFlow.build(llm, media, config.flow).run(product, run_id=run_id)
+            flow = P0ProductDetailFlow.build(llm, media, config.flow, images=images)
+            return await flow.run(product, run_id=run_id)
 
 
 def format_summary(doc: RunDocument) -> str:
@@ -86,6 +87,8 @@ def format_summary(doc: RunDocument) -> str:
         lines.append(f"  {role:<11} {step.status:<9} {who:<48} {ms:>9}")
     for image in doc.images:
         lines.append(f"  image       {image.width}x{image.height} {image.url}")
+        if image.source_url and image.source_url != image.url:
+            lines.append(f"              from {image.source_url}")
     if doc.error is not None:
         lines.append(f"  error       {doc.failed_step}: {doc.error.code}: {doc.error.message}")
     if doc.duration_ms is not None:

@@ -3,8 +3,13 @@
     python tests/e2e/run_e2e.py [--product FILE]        (or: make e2e)
 
 Starts the LLM and Media Gateways, then the orchestrator pointed at them (free ports, GENERATOR_MODE=mock,
-temporary image store and runs folder), POSTs a sample product, checks the document (six outputs, an
-image URL that serves a PNG, the run stored), prints the summary, stops all three. Exit code 0 = pass.
+a temporary image store), POSTs a sample product, checks the document (six outputs, the image kept with
+the run and served by the orchestrator as a PNG, the run stored, its page), downloads the run's export,
+prints the summary, stops all three. Exit code 0 = pass.
+
+`make e2e` leaves its results to look at: the run in `var/runs/` (where `make run-orchestrator` finds it;
+`var/e2e/runs/` when an orchestrator is using that folder) and the export in `var/exports/<run_id>/`,
+whose index.html opens from disk. Both paths are printed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +30,10 @@ import aiohttp
 import msgspec
 from PIL import Image
 
+from orchestrator.runs import FileRunStore
 from orchestrator.tools.processes import REPO_ROOT, ServiceGroup, ServiceSpec, ServiceStartError, gateway_specs
 from orchestrator.tools.standalone import format_summary
+from service_common.config import ConfigError
 from shared_contracts.flows import RunDocument
 
 __all__ = ["E2EResult", "ROLES", "orchestrator_spec", "run_e2e"]
@@ -50,28 +58,42 @@ class E2EResult:
     failures: list[str] = field(default_factory=list)
     total_s: float = 0.0
     png_size: tuple[int, int] | None = None
+    runs_dir: Path | None = None
+    export_index: Path | None = None
 
     @property
     def passed(self) -> bool:
         return self.doc is not None and not self.failures
 
 
-def _mock_env(environ: Mapping[str, str], work: Path) -> dict[str, str]:
+def _mock_env(environ: Mapping[str, str], work: Path, runs: Path) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k not in ("LLM_GATEWAY_URL", "MEDIA_GATEWAY_URL")}
     env.update(
         GENERATOR_MODE="mock",
         MEDIA_STORE_DIR=str(work / "media"),
-        ORCHESTRATOR_RUNS_DIR=str(work / "runs"),
+        ORCHESTRATOR_RUNS_DIR=str(runs),
         LOG_LEVEL=env.get("LOG_LEVEL", "warning"),
     )
     return env
 
 
-async def run_e2e(product_path: Path, *, work: Path, environ: Mapping[str, str] | None = None) -> E2EResult:
-    """Start the three services, run the flow through the orchestrator's API, check the result, stop them."""
+async def run_e2e(
+    product_path: Path,
+    *,
+    work: Path,
+    runs: Path | None = None,
+    exports: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> E2EResult:
+    """Start the three services, run the flow through the orchestrator's API, check the result, stop them.
+
+    Logs and the media store go under `work`; the runs folder and the export to `runs` and `exports`
+    (default: under `work` too).
+    """
     started = time.monotonic()
-    result = E2EResult()
-    env = _mock_env(os.environ if environ is None else environ, work)
+    result = E2EResult(runs_dir=runs or work / "runs")
+    assert result.runs_dir is not None
+    env = _mock_env(os.environ if environ is None else environ, work, result.runs_dir)
     product = msgspec.json.decode(product_path.read_bytes())
     async with ServiceGroup(log_dir=work / "logs", base_env=env) as group:
         llm, media = await group.start(gateway_specs())
@@ -79,6 +101,8 @@ async def run_e2e(product_path: Path, *, work: Path, environ: Mapping[str, str] 
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             await _check(session, orchestrator.url, product, result)
+            if result.doc is not None:
+                await _export(session, orchestrator.url, result.doc, exports or work / "exports", result)
     result.total_s = time.monotonic() - started
     return result
 
@@ -104,10 +128,13 @@ async def _check(session: aiohttp.ClientSession, base: str, product: object, res
     if not doc.images:
         fail("no image in the run document")
     else:
-        async with session.get(doc.images[0].url) as resp:
+        image = doc.images[0]
+        if image.url != f"/runs/{doc.run_id}/images/{image.id}" or not image.source_url:
+            fail(f"the image is not kept with the run: url {image.url}, source_url {image.source_url}")
+        async with session.get(base + image.url) as resp:
             png = await resp.read()
             if resp.status != 200 or resp.content_type != "image/png" or not png.startswith(_PNG):
-                fail(f"image URL {doc.images[0].url} answered {resp.status} {resp.content_type}, not a PNG")
+                fail(f"image URL {image.url} answered {resp.status} {resp.content_type}, not a PNG")
             else:
                 with Image.open(io.BytesIO(png)) as image:
                     result.png_size = image.size
@@ -116,6 +143,46 @@ async def _check(session: aiohttp.ClientSession, base: str, product: object, res
     async with session.get(f"{base}/api/v1/runs/{doc.run_id}") as resp:
         if resp.status != 200:
             fail(f"GET /api/v1/runs/{doc.run_id} answered {resp.status}")
+    async with session.get(f"{base}/runs/{doc.run_id}", headers={"accept": "text/html"}) as resp:
+        page = await resp.text()
+        if resp.status != 200 or 'id="headline"' not in page:
+            fail(f"the run's page /runs/{doc.run_id} answered {resp.status}")
+
+
+async def _export(
+    session: aiohttp.ClientSession, base: str, doc: RunDocument, exports: Path, result: E2EResult
+) -> None:
+    """Download the run's export and unpack it under `exports/<run_id>/`."""
+    async with session.get(f"{base}/runs/{doc.run_id}/export") as resp:
+        data = await resp.read()
+        if resp.status != 200 or resp.content_type != "application/zip":
+            result.failures.append(f"GET /runs/{doc.run_id}/export answered {resp.status} {resp.content_type}")
+            return
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        # Entries are `<run_id>/...`, as the orchestrator names them (checked: nothing may land elsewhere).
+        if any(not name.startswith(f"{doc.run_id}/") or ".." in name for name in archive.namelist()):
+            result.failures.append("the export has entries outside its folder")
+            return
+        archive.extractall(exports)
+    index = exports / doc.run_id / "index.html"
+    if not index.is_file() or not any((exports / doc.run_id / "images").glob("*.png")):
+        result.failures.append(f"the export in {index.parent} lacks index.html or the image")
+    result.export_index = index
+
+
+async def _free(folder: Path) -> bool:
+    """Whether no orchestrator process holds `folder` (one process per runs folder)."""
+    store = FileRunStore(folder)
+    try:
+        await store.open()
+    except ConfigError:
+        return False
+    await store.close()
+    return True
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,9 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_e2e")
     parser.add_argument("--product", type=Path, default=DEFAULT_PRODUCT)
     args = parser.parse_args(argv)
+    var = REPO_ROOT / "var"
+    runs = var / "runs" if asyncio.run(_free(var / "runs")) else var / "e2e" / "runs"
     with tempfile.TemporaryDirectory(prefix="pdp-e2e-") as tmp:
         try:
-            result = asyncio.run(run_e2e(args.product, work=Path(tmp)))
+            result = asyncio.run(run_e2e(args.product, work=Path(tmp), runs=runs, exports=var / "exports"))
         except ServiceStartError as exc:
             print(f"e2e: FAIL: {exc}", file=sys.stderr)
             return 1
@@ -135,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  image fetched: PNG {result.png_size[0]}x{result.png_size[1]}")
     for failure in result.failures:
         print(f"e2e: check failed: {failure}", file=sys.stderr)
+    if result.doc is not None:
+        print(f"  run stored in {_shown(runs)}/ (its image kept with it in {_shown(runs)}/images/)")
+        hint = "" if runs == var / "runs" else f"ORCHESTRATOR_RUNS_DIR={_shown(runs)} "
+        print(f"  page: {hint}make run-orchestrator, then open http://127.0.0.1:8300/runs/{result.doc.run_id}")
+    if result.export_index is not None:
+        print(f"  export: {_shown(result.export_index)}  (open it in a browser; it needs no server)")
     verdict = "PASS" if result.passed else "FAIL"
     duration = f"{result.doc.duration_ms:.0f} ms" if result.doc and result.doc.duration_ms is not None else "-"
     print(f"e2e: {verdict}  (flow {duration}, whole e2e incl. start-up and shutdown {result.total_s:.1f} s)")

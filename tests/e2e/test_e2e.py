@@ -21,8 +21,12 @@ async def test_the_p0_flow_runs_through_three_service_processes(tmp_path: Path) 
     assert result.doc is not None and result.doc.status == "succeeded" and result.doc.mode == "mock"
     assert list(result.doc.outputs) == ROLES
     assert result.png_size == (result.doc.images[0].width, result.doc.images[0].height)
-    # The run was stored where the orchestrator process was told to keep runs.
+    # The run was stored where the orchestrator process was told to keep runs, its image with it.
     assert (tmp_path / "runs" / f"{result.doc.run_id}.json").is_file()
+    assert (tmp_path / "runs" / "images" / result.doc.images[0].sha256[:2] / result.doc.images[0].sha256).is_file()
+    # The export is left on disk.
+    assert result.export_index == tmp_path / "exports" / result.doc.run_id / "index.html"
+    assert result.export_index.is_file()
 
 
 def test_the_p0_script_starts_the_gateways_itself_and_saves_the_run(tmp_path: Path) -> None:
@@ -38,3 +42,8 @@ def test_the_p0_script_starts_the_gateways_itself_and_saves_the_run(tmp_path: Pa
     for role in ROLES:
         assert f"  {role} " in done.stdout
     assert "gateways (started here)" in done.stdout
+    # The page is exported where the script says, with the image it needs, after the gateways stopped.
+    index = tmp_path / "var" / "exports" / saved.stem / "index.html"
+    assert f"export: var/exports/{saved.stem}/index.html" in done.stdout and index.is_file()
+    assert len(list((index.parent / "images").glob("*.png"))) == 1
+    assert len(list((tmp_path / "out" / "images").rglob("*"))) == 2  # <aa>/<sha256>
