@@ -57,9 +57,10 @@ class ComfyUISettings(ProviderSettings, frozen=True):
     poll_interval_s: Positive = 1.0
     reconnect_min_s: Positive = 0.5
     reconnect_max_s: Positive = 10.0
-    # While ComfyUI is unreachable a job fails at once when the last connection attempt failed less than
-    # this long ago; later, the job (with any others arriving then) makes one attempt now, not after the backoff.
-    recheck_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    # A job that finds the WebSocket down makes one connection attempt now (shared with the jobs arriving
+    # meanwhile), not after the backoff; but after an attempt that ran into connect_timeout_s (an unreachable
+    # host) jobs fail at once for this long instead of each waiting that timeout.
+    recheck_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     # Budget for deleting/interrupting a prompt after a cancel or timeout.
     cancel_timeout_s: Positive = 5.0
 

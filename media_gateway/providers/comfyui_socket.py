@@ -23,7 +23,7 @@ import msgspec
 import structlog
 
 from service_common.client import HttpClient
-from shared_contracts.errors import GatewayError
+from shared_contracts.errors import GatewayError, UpstreamTimeout
 
 __all__ = ["DISCONNECTED", "RECONNECTED", "ComfyUISocket", "Frame", "Marker", "SocketState"]
 
@@ -112,9 +112,10 @@ class ComfyUISocket:
     async def ready(self, timeout: float) -> bool:
         """True when connected; else the outcome of one connection attempt made now, bounded by `timeout`.
 
-        An attempt that failed less than `recheck_s` ago is taken as the answer without another one, so a
-        burst of jobs while ComfyUI is down fails at once instead of dialling it once each; callers that
-        arrive during an attempt share its outcome.
+        Callers that arrive during an attempt share its outcome. A refused connection costs nothing, so it
+        is tried again on demand (a restarted ComfyUI is used at once); an attempt that ran into its
+        timeout (an unreachable host) is taken as the answer for `recheck_s`, so a burst of jobs fails at
+        once instead of each waiting for a connect timeout.
         """
         self.ensure_started()
         if self.connected.is_set():
@@ -132,11 +133,14 @@ class ComfyUISocket:
             return False
         return self.connected.is_set()
 
-    async def _settled(self, state: SocketState, error: str | None = None) -> None:
-        """One attempt is over (or a connection dropped): record it and wake the waiters of `ready()`."""
+    async def _settled(self, state: SocketState, error: str | None = None, *, slow: bool = False) -> None:
+        """One attempt is over (or a connection dropped): record it and wake the waiters of `ready()`.
+
+        `slow`: the attempt failed by running into its timeout; only such a failure is reused by `ready()`.
+        """
         self.state = state
         self.last_error = error
-        self._failed_at = asyncio.get_running_loop().time() if state == "down" else None
+        self._failed_at = asyncio.get_running_loop().time() if state == "down" and slow else None
         async with self._changed:
             self._attempts += 1
             self._changed.notify_all()
@@ -203,7 +207,8 @@ class ComfyUISocket:
             except (GatewayError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 _log.warning("comfyui_socket_failed", error=type(exc).__name__, retry_in_s=delay)
                 if not self.connected.is_set():
-                    await self._settled("down", type(exc).__name__)
+                    slow = isinstance(exc, TimeoutError | UpstreamTimeout)
+                    await self._settled("down", type(exc).__name__, slow=slow)
             if self.connected.is_set():
                 self.connected.clear()
                 _log.warning("comfyui_socket_dropped")

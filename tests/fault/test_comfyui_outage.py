@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.comfyui import FakeComfyUI
+from tests.fault.test_comfyui_faults import _stalling_server
 from tests.media_gateway.conftest import SMOKE, Client, gateway_config, running_gateway
 
 # Bounds each request so a hang fails the test; the configured timeouts below are far larger, so a
@@ -52,9 +53,8 @@ async def test_after_a_comfyui_restart_the_next_job_does_not_wait_out_the_reconn
     fake: FakeComfyUI, tmp_path: Path
 ) -> None:
     # The socket's backoff is ten minutes: after the restart only a reconnect made on demand can serve the job.
-    # recheck_s 0: every job after the restart may dial ComfyUI at once.
     config = gateway_config(tmp_path / "s", comfyui_url=fake.url, live_timeout=HUGE_S, reconnect_min_s=HUGE_S,
-                            reconnect_max_s=HUGE_S, recheck_s=0)
+                            reconnect_max_s=HUGE_S)
     async with running_gateway(config) as client:
         status, job = await _generate(client, SMOKE)
         assert status == 200, job
@@ -72,7 +72,7 @@ async def test_after_a_comfyui_restart_the_next_job_does_not_wait_out_the_reconn
 
 async def test_readyz_waits_for_the_websocket_not_only_system_stats(fake: FakeComfyUI, tmp_path: Path) -> None:
     fake.refuse_ws = True  # HTTP answers, the event socket does not: no job could be followed
-    config = gateway_config(tmp_path / "s", comfyui_url=fake.url, connect_timeout_s=2.0, recheck_s=0)
+    config = gateway_config(tmp_path / "s", comfyui_url=fake.url, connect_timeout_s=2.0)
     async with running_gateway(config) as client:
         status, body, _ = await client.call("GET", "/readyz")
         assert status == 503 and body["error"]["code"] == "not_ready", body
@@ -83,3 +83,20 @@ async def test_readyz_waits_for_the_websocket_not_only_system_stats(fake: FakeCo
         assert status == 200, body
         assert body["providers"]["comfyui"]["websocket"] == "connected"
         assert body["providers"]["mock"]["websocket"] is None
+
+
+async def test_an_unreachable_host_costs_one_connect_timeout_for_every_waiting_job(tmp_path: Path) -> None:
+    # A host that takes the connection and never answers the upgrade: each attempt runs into its timeout.
+    async with _stalling_server() as stall:
+        config = gateway_config(tmp_path / "s", comfyui_url=stall.url, live_timeout=HUGE_S, connect_timeout_s=1.0,
+                                max_in_flight=1, max_queue=16, reconnect_min_s=HUGE_S, reconnect_max_s=HUGE_S,
+                                recheck_s=HUGE_S)
+        async with running_gateway(config) as client:
+            answers = await asyncio.gather(*(_generate(client, {**SMOKE, "seed": n}) for n in range(9)))
+            assert [status for status, _ in answers] == [503] * 9, answers
+            assert {body["error"]["code"] for _, body in answers} == {"provider_unavailable"}
+            # All nine shared one attempt; later jobs reuse its outcome instead of dialling again.
+            assert stall.accepted == 1
+            status, again = await _generate(client, SMOKE)
+            assert status == 503 and again["error"]["code"] == "provider_unavailable"
+            assert stall.accepted == 1
