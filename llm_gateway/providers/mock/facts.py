@@ -159,7 +159,7 @@ class Facts:
         """Everything the payload tells (the messages only hint at the language when the payload is silent)."""
         flat: dict[str, Any] = {}
         _flatten(payload, flat)
-        name = _text(flat, _NAME_KEYS, longest=120) or "the product"
+        name = _text(flat, _NAME_KEYS, longest=120) or _topic(messages) or "the product"
         notes = _text(flat, ("notes", "note", "remarks"), longest=2000) or ""
         dont = _strings(flat, ("dont", "donts", "avoid", "do_not"))
         rules, banned = _forbidden(notes, dont)
@@ -200,11 +200,27 @@ class Facts:
         return any(term.lower() in lowered for term in self.banned)
 
 
+_TOPIC = re.compile(
+    r"[\"“'‘]([^\"”'’]{3,60})[\"”'’]|\b(?:for|about|of|describing)\s+((?:the|a|an|our|my)\s+[^.,;:!?\n]{2,50})",
+    re.IGNORECASE,
+)
+
+
+def _last_user(messages: Sequence[Any]) -> str:
+    last = next((getattr(m, "content", "") for m in reversed(messages) if getattr(m, "role", "") == "user"), "")
+    return last if isinstance(last, str) else ""
+
+
+def _topic(messages: Sequence[Any]) -> str | None:
+    """What a request without a product record is about: a quoted name, or `for the lamp` in its last message."""
+    found = _TOPIC.search(_last_user(messages)[:2000])
+    return (found.group(1) or found.group(2)).strip() if found else None
+
+
 def _language(flat: Mapping[str, Any], name: str, messages: Sequence[Any]) -> str:
     code = _text(flat, _LANGUAGE_KEYS, longest=20)
     if code:
         return "ko" if code.lower().startswith("ko") else "en"
     if has_hangul(name):
         return "ko"
-    last = next((getattr(m, "content", "") for m in reversed(messages) if getattr(m, "role", "") == "user"), "")
-    return "ko" if isinstance(last, str) and has_hangul(last) else "en"
+    return "ko" if has_hangul(_last_user(messages)) else "en"

@@ -92,7 +92,7 @@ class EnglishWriter(Writer):
         return _cap(self.point(0))
 
     def proof_points(self) -> list[str]:
-        return self.distinct(self.f.features or [self.name])[:5]
+        return self.distinct(self.f.features or self.fallback_points())[:5]
 
     def constraints(self) -> list[str]:
         lines = [_sentence(rule) for rule in self.f.rules]
@@ -195,7 +195,7 @@ class EnglishWriter(Writer):
         """A sentence about the product: one of its facts, in turn."""
         templates = ("{N}: {lp}.", "{p}.", "Worth knowing: {lp}.")
         fact = self.point(index)
-        return templates[index % len(templates)].format(N=self.name, p=_cap(fact), lp=_low(fact))
+        return templates[index % len(templates)].format(N=_cap(self.name), p=_cap(fact), lp=_low(fact))
 
     def keywords(self) -> list[str]:
         words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]{3,}", f"{self.name} {self.f.category}")]

@@ -102,7 +102,7 @@ class KoreanWriter(Writer):
         return self.point(0)
 
     def proof_points(self) -> list[str]:
-        return self.distinct(self.f.features or [self.name])[:5]
+        return self.distinct(self.f.features or self.fallback_points())[:5]
 
     def constraints(self) -> list[str]:
         lines = [_end(rule) for rule in self.f.rules]
