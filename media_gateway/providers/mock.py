@@ -304,6 +304,9 @@ class MockImageProvider(MediaProvider):
         assert isinstance(settings, MockSettings)
         self.font_path: str | None = next((f for f in settings.fonts if Path(f).is_file()), None)
         self._fonts: dict[int, Font] = {}
+
+    async def start(self) -> None:
+        # Said once when serving starts (not at configuration, so `check-config` prints only its verdict).
         _log.info("mock_image_font", font=self.font_path or "pillow default (Hangul romanised)")
 
     async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
