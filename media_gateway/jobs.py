@@ -217,15 +217,17 @@ class JobRunner:
         await local.done.wait()
         return local.job
 
-    def begin_drain(self, grace_s: float) -> None:
+    def begin_drain(self, grace_s: float) -> asyncio.Task[None]:
         """Shutdown begins: take no new jobs, stop queued ones now, give running ones `grace_s`, stop the rest.
 
         A stopped job is left to the next process when the registry is durable (as after a crash: its
-        upstream work is kept and resumed), otherwise it ends `failed` with `shutting_down`.
+        upstream work is kept and resumed), otherwise it ends `failed` with `shutting_down`. Called again,
+        it returns the drain already under way.
         """
         if self._drain is None:
             _log.info("jobs_draining", jobs=len(self._local), grace_s=grace_s, durable=self._registry.durable)
             self._drain = asyncio.create_task(self._drained(grace_s), name="jobs-drain")
+        return self._drain
 
     async def _drained(self, grace_s: float) -> None:
         self._stop(lambda job: job.status != "running")
@@ -238,9 +240,7 @@ class JobRunner:
 
     async def close(self, *, grace_s: float = 0.0) -> None:
         """On shutdown: drain (see `begin_drain`), wait for every task and save, try unsaved snapshots once more."""
-        self.begin_drain(grace_s)
-        assert self._drain is not None
-        await self._drain
+        await self.begin_drain(grace_s)
         tasks = [local.task for local in self._local.values() if local.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._saves, return_exceptions=True)

@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,8 @@ class LocalImageStore(ImageStore):
 
     def _health(self) -> StoreHealth:
         try:
-            probe = self.root / f".probe-{os.getpid()}"
+            # A name of its own: two probes at once must not remove each other's file.
+            probe = self.root / f".probe-{uuid.uuid4().hex}"
             self._write_file(probe, _PROBE)
             probe.unlink()
             stats = os.statvfs(self.root)
