@@ -10,7 +10,8 @@ flow whose steps pass their outputs on.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,22 +32,39 @@ _QUOTED = re.compile(r"['‘\"“]([^'’\"”]{1,40})['’\"”]")
 _BRACKETED = re.compile(r"\(([^()]{1,80})\)")
 _LISTED = re.compile(r"([가-힣A-Za-z]+(?:·[가-힣A-Za-z]+)+)\s*같은")  # `최고·최초·완벽 같은 표현`
 _SENTENCE = re.compile(r"[^.!?。]+[.!?。]?")
+# A payload is read this far at most: an adversarial one (deep, wide) costs bounded time.
+_MAX_NODES = 5_000
+_MAX_DEPTH = 6
 _NUMBER = re.compile(r"\d[\d,.]*(?:\s?(?:%|[A-Za-z]{1,8}(?![A-Za-z]))|[가-힣]{1,2})?")
 
 
-def _flatten(value: Any, out: dict[str, Any], depth: int = 0) -> None:
-    # First occurrence wins, so top-level keys beat nested ones with the same name.
-    if depth > 6 or not isinstance(value, Mapping):
-        return
-    for key, item in value.items():
-        if isinstance(key, str) and key not in out:
-            out[key] = item
-    for item in value.values():
-        if isinstance(item, Mapping):
-            _flatten(item, out, depth + 1)
-        elif isinstance(item, list):
-            for element in item[:20]:
-                _flatten(element, out, depth + 1)
+def _walk(payload: Any) -> Iterator[tuple[Any, int]]:
+    """The payload's objects and lists with their depth, shallowest first, at most _MAX_NODES of them."""
+    queue: deque[tuple[Any, int]] = deque([(payload, 0)])
+    queued = 1
+    while queue:
+        node, level = queue.popleft()
+        yield node, level
+        if level >= _MAX_DEPTH:
+            continue
+        children = node.values() if isinstance(node, dict) else node[:50] if isinstance(node, list) else ()
+        for child in children:
+            if queued >= _MAX_NODES:
+                break
+            if isinstance(child, dict | list):  # a payload is decoded JSON: dicts and lists only
+                queue.append((child, level + 1))
+                queued += 1
+
+
+def _flatten(payload: Any) -> dict[str, Any]:
+    # First occurrence wins, shallowest first, so top-level keys beat nested ones with the same name.
+    out: dict[str, Any] = {}
+    for node, _ in _walk(payload):
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                if isinstance(key, str) and key not in out:
+                    out[key] = item
+    return out
 
 
 def find_payload_value(flat: Mapping[str, Any], name: str) -> Any:
@@ -79,33 +97,23 @@ def _strings(flat: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
     return []
 
 
-def _records(payload: Any, wanted: set[str], depth: int = 0) -> list[Mapping[str, Any]]:
-    """The first list of objects (searching the payload breadth-first) whose items have all `wanted` keys."""
-    queue: list[tuple[Any, int]] = [(payload, 0)]
-    while queue:
-        node, level = queue.pop(0)
-        if level > 6:
-            continue
+def _records(payload: Any, wanted: set[str]) -> list[Mapping[str, Any]]:
+    """The shallowest list of objects whose items all have the `wanted` keys (a page plan's sections)."""
+    for node, _ in _walk(payload):
         if isinstance(node, list):
             items = [i for i in node if isinstance(i, Mapping)]
             if items and all(wanted <= set(i) for i in items):
                 return items
-            queue.extend((i, level + 1) for i in node[:20])
-        elif isinstance(node, Mapping):
-            queue.extend((v, level + 1) for v in node.values())
     return []
 
 
 def _copy(payload: Any) -> Mapping[str, Any] | None:
-    """A page copy in the payload: an object with a `headline` or `sections` whose items have a `body`."""
-    queue: list[tuple[Any, int]] = [(payload, 0)]
-    while queue:
-        node, level = queue.pop(0)
-        if isinstance(node, Mapping) and level <= 6:
+    """A page copy in the payload: an object with `sections` whose items have a `body`."""
+    for node, _ in _walk(payload):
+        if isinstance(node, Mapping):
             sections = node.get("sections")
             if isinstance(sections, list) and any(isinstance(s, Mapping) and "body" in s for s in sections):
                 return node
-            queue.extend((v, level + 1) for v in node.values() if isinstance(v, Mapping))
     return None
 
 
@@ -157,8 +165,7 @@ class Facts:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any], messages: Sequence[Any] = ()) -> Facts:
         """Everything the payload tells (the messages only hint at the language when the payload is silent)."""
-        flat: dict[str, Any] = {}
-        _flatten(payload, flat)
+        flat = _flatten(payload)
         name = _text(flat, _NAME_KEYS, longest=120) or _topic(messages) or "the product"
         notes = _text(flat, ("notes", "note", "remarks"), longest=2000) or ""
         dont = _strings(flat, ("dont", "donts", "avoid", "do_not"))
