@@ -138,7 +138,8 @@ class EnglishWriter(Writer):
         return f"{_cap(self.point_head(0))}, made for {who}" if self.f.features else f"{self.name}, made for {who}"
 
     def subheadline(self) -> str:
-        return f"From {_low(self.point_head(1))} to {_low(self.point_head(2))}: the details that fit your day."
+        who = self.audience_core() or "every day"
+        return f"{_sentence(_cap(self.point_head(1)))} {_sentence(_cap(self.point_head(2)))} Made for {who}."
 
     def section_title(self, kind: str, points: list[str]) -> str:
         who = self.audience_core() or "your day"
