@@ -28,20 +28,25 @@ _CACHE_LIMIT = 128
 _NO_RETRIEVAL: Registry[Any] = Registry()
 
 
-def _validator(schema: Mapping[str, Any]) -> Validator:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # an unknown `$schema`: the latest draft, as the gateway
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    bounded = jsonschema.validators.extend(cls, {"pattern": bounded_pattern_keyword})  # type: ignore[no-untyped-call]
-    validator: Validator = bounded(schema, registry=_NO_RETRIEVAL)
-    return validator
-
-
 class DocumentCheck:
     """Compiled validators by schema content (a few hundred at most), and the check itself."""
 
     def __init__(self) -> None:
         self._by_key: dict[bytes, Validator] = {}
+        self._classes: dict[type[Any], Any] = {}
+
+    def _validator(self, schema: Mapping[str, Any]) -> Validator:
+        with warnings.catch_warnings():
+            # An unknown `$schema` means the latest draft, as in the gateway; jsonschema warns about it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        bounded = self._classes.get(cls)
+        if bounded is None:  # one extended class per draft, not per schema
+            bounded = self._classes[cls] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+                cls, {"pattern": bounded_pattern_keyword}
+            )
+        validator: Validator = bounded(schema, registry=_NO_RETRIEVAL)
+        return validator
 
     def check(self, schema: Mapping[str, Any], doc: Any) -> None:
         """Return when `doc` is valid for `schema`; else a 400 naming the keyword the mock could not honour."""
@@ -50,7 +55,7 @@ class DocumentCheck:
         if validator is None:
             if len(self._by_key) >= _CACHE_LIMIT:
                 self._by_key.clear()
-            validator = self._by_key[key] = _validator(schema)
+            validator = self._by_key[key] = self._validator(schema)
         try:
             error = best_match(validator.iter_errors(doc))
         except Unresolvable as exc:
