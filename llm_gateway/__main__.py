@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from service_common.checkconfig import check_config_command
-from service_common.config import ConfigError
+from service_common.config import ConfigError, config_file
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
 
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv,
         prog="llm-gateway",
         config_type=GatewayConfig,
-        load=lambda path: build_gateway(load_gateway_config(path, environ=environ)),
+        load=lambda path: _build(path, environ),
     )
     if checked is not None:
         raise SystemExit(checked)
@@ -41,13 +42,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         environ=environ,
     )
     try:
-        config = load_gateway_config(args.config, environ=environ)
-        app = create_app(config, environ=environ, reload_from=args.config)
+        # Providers are built from their YAML sections here too: their errors name the file like the loader's.
+        with config_file(args.config, environ):
+            config = load_gateway_config(args.config, environ=environ)
+            app = create_app(config, environ=environ, reload_from=args.config)
     except ConfigError as exc:
         print(f"llm-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(level=config.log_level or args.log_level, service="llm-gateway")
-    serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    serve(app, host=args.host, port=args.port, log_level=args.log_level, settings=config.server)
+
+
+def _build(path: Path, environ: dict[str, str]) -> object:
+    with config_file(path, environ):
+        return build_gateway(load_gateway_config(path, environ=environ))
 
 
 if __name__ == "__main__":

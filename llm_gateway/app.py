@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from service_common.auth import auth_middleware, key_hashes
 from service_common.breaker import Clock
+from service_common.cors import cors_middleware
 from service_common.deadline import request_timeout
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import instrument
@@ -226,7 +227,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
-        middleware=[Middleware(RequestIdMiddleware), *auth_middleware(config.auth)],
+        # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
+        middleware=[
+            Middleware(RequestIdMiddleware), *cors_middleware(config.server.origins), *auth_middleware(config.auth)
+        ],
         exception_handlers=dict(error_handlers()),
         lifespan=lifespan,
     )

@@ -16,6 +16,7 @@ import msgspec
 from service_common.auth import AuthSettings, key_hashes
 from service_common.config import ConfigError, Section, convert_section, load_config
 from service_common.retry import RetryPolicy
+from service_common.server import ServerSettings
 from shared_contracts.llm import Mode
 
 from .guards import ResilienceConfig
@@ -123,6 +124,8 @@ class GatewayConfig(Section, frozen=True):
     resilience: ResilienceConfig = ResilienceConfig()
     # Optional API keys (Authorization: Bearer); none configured = open, see service_common/auth.py.
     auth: AuthSettings = AuthSettings()
+    # The HTTP edge: header and body limits, trusted proxies, CORS origins, see service_common/server.py.
+    server: ServerSettings = ServerSettings()
 
 
 def parse_gateway_config(raw: Any) -> GatewayConfig:

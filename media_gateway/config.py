@@ -14,6 +14,7 @@ import msgspec
 
 from service_common.auth import AuthSettings
 from service_common.config import ConfigError, Section, load_config
+from service_common.server import ServerSettings
 
 __all__ = [
     "JobsConfig",
@@ -116,6 +117,8 @@ class MediaConfig(Section, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024
     # Optional API keys (Authorization: Bearer); none configured means the API is open.
     auth: AuthSettings = AuthSettings()
+    # The HTTP edge: header and body limits, trusted proxies, CORS origins, see service_common/server.py.
+    server: ServerSettings = ServerSettings()
     public_base_url: str = ""
     store: StoreConfig = StoreConfig()
     jobs: JobsConfig = JobsConfig()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from orchestrator.app import create_app
 from orchestrator.config import DEFAULT_CONFIG_PATH, OrchestratorConfig, load_orchestrator_config
 from service_common.checkconfig import check_config_command
-from service_common.config import ConfigError
+from service_common.config import ConfigError, config_file
 from service_common.logging import configure_logging
 from service_common.server import parse_serve_args, serve
 
@@ -32,12 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_env="ORCHESTRATOR_CONFIG",
     )
     try:
-        config = load_orchestrator_config(args.config, os.environ)
+        with config_file(args.config, os.environ):
+            config = load_orchestrator_config(args.config, os.environ)
+            app = create_app(config)
     except ConfigError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
+        print(f"orchestrator: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(level=args.log_level, service="orchestrator")
-    serve(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    serve(app, host=args.host, port=args.port, log_level=args.log_level, settings=config.server)
     return 0
 
 

@@ -28,6 +28,7 @@ from orchestrator.runs import FileRunImageStore, FileRunStore, RunFeed, RunImage
 from orchestrator.samples import load_samples
 from orchestrator.state import AppState
 from service_common.auth import key_hashes
+from service_common.cors import cors_middleware
 from service_common.http import RequestIdMiddleware, error_handlers
 from service_common.metrics import instrument
 from service_common.openapi import openapi_route
@@ -76,7 +77,8 @@ def create_app(
     async def login_page(scope: Scope) -> bytes:
         return renderer.login(str(scope["path"])).encode("utf-8")
 
-    middleware = [Middleware(RequestIdMiddleware)]
+    # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
+    middleware = [Middleware(RequestIdMiddleware), *cors_middleware(config.server.origins)]
     if hashes:
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
         middleware.append(Middleware(

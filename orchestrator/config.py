@@ -10,6 +10,7 @@ import msgspec
 
 from service_common.auth import AuthSettings
 from service_common.config import ConfigError, Section, load_config
+from service_common.server import ServerSettings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -115,8 +116,8 @@ class ConsoleConfig(Section, frozen=True):
                f"session_ttl_s={self.session_ttl_s!r})"
 
 
-class ServerConfig(Section, frozen=True):
-    """HTTP server limits."""
+class ServerConfig(ServerSettings, frozen=True):
+    """HTTP server limits: the body cap, plus the edge limits, trusted proxies and CORS every service has."""
 
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=10_000_000)] = 65_536
 

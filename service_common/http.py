@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +19,7 @@ from shared_contracts.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    UnsupportedMediaType,
 )
 
 from .ids import new_id
@@ -37,6 +38,8 @@ T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _log = structlog.get_logger(component="http")
+# The outcome a request is counted and logged under when its client went away before it was answered.
+CLIENT_DISCONNECTED = "client_disconnected"
 
 
 class MsgspecResponse(Response):
@@ -156,18 +159,41 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError("internal error"), request_id_of(request))
 
 
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client closed the connection before its request was read in full: a cancellation, not our failure.
+    # The edge may have noted why it cut the client off (a body past `body_timeout_s`); otherwise it left.
+    state = request.scope.setdefault("state", {})
+    code = state.setdefault("error_code", CLIENT_DISCONNECTED)
+    _log.info("request_abandoned", path=request.url.path, method=request.method, outcome=code)
+    # Nobody reads this answer (uvicorn drops writes to a closed connection); 499 is nginx's "client closed".
+    return Response(status_code=499)
+
+
 def error_handlers() -> Mapping[Any, Any]:
-    """Starlette `exception_handlers` that put every error in the envelope."""
-    return {GatewayError: _on_gateway_error, HTTPException: _on_http_exception, Exception: _on_unexpected}
+    """Starlette `exception_handlers` that put every error in the envelope (a vanished client gets none)."""
+    return {
+        GatewayError: _on_gateway_error,
+        HTTPException: _on_http_exception,
+        ClientDisconnect: _on_client_disconnect,
+        Exception: _on_unexpected,
+    }
 
 
-async def read_body(request: Request, *, max_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `max_bytes`."""
+def _refuse_declared_length(request: Request, max_bytes: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(
             f"body of {declared} bytes exceeds the limit of {max_bytes}", details={"limit": max_bytes}
         )
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `max_bytes`."""
+    _refuse_declared_length(request, max_bytes)
+    return await _read_capped(request, max_bytes)
+
+
+async def _read_capped(request: Request, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -195,9 +221,29 @@ def decode_payload(raw: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidRequest("request body nests too deeply") from exc
 
 
+def require_json(request: Request) -> None:
+    """415 unless the body is declared `application/json` (parameters such as `charset=utf-8` allowed).
+
+    A browser sends a cross-origin `text/plain`, form or untyped POST without asking first (no CORS
+    preflight), so a JSON API that took such bodies could be driven by any web page its users visit.
+    """
+    declared = request.headers.get("content-type")
+    if declared == "application/json":
+        return
+    if declared is not None and declared.partition(";")[0].strip().lower() == "application/json":
+        return
+    shown = declared[:100] if declared is not None else None
+    raise UnsupportedMediaType(
+        f"the body must be sent as Content-Type: application/json, not {shown or 'no content type'}",
+        details={"content_type": shown, "expected": "application/json"},
+    )
+
+
 async def decode_body(request: Request, decoder: msgspec.json.Decoder[T], *, max_bytes: int) -> T:
-    """Read with a cap, then decode strictly."""
-    return decode_payload(await read_body(request, max_bytes=max_bytes), decoder)
+    """Refuse a declared length over the cap (413) or a body that is not JSON (415), read with a cap, decode."""
+    _refuse_declared_length(request, max_bytes)
+    require_json(request)
+    return decode_payload(await _read_capped(request, max_bytes), decoder)
 
 
-__all__ += ["decode_payload", "error_response", "read_body"]
+__all__ += ["CLIENT_DISCONNECTED", "decode_payload", "error_response", "read_body", "require_json"]

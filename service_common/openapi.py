@@ -128,6 +128,8 @@ def _operation(op: Operation, by_type: Mapping[str, Any], envelope: Any, *, auth
         errors.add(400)
     if auth and op.secured:
         errors.add(401)
+    if op.request is not None:
+        errors.add(415)  # service_common.http.require_json: a JSON body must say so
     for status in sorted(errors):
         responses[str(status)] = {
             "description": f"{HTTPStatus(status).phrase}: the error envelope",
