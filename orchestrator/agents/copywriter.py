@@ -49,16 +49,22 @@ class CopywriterAgent(Agent[PageCopy]):
         """PageCopy's schema with exactly one copy per planned section, in plan order, keyed by the plan's id.
 
         The gateway validates the answer against it (and a model with structured output follows it), so the copy
-        can never name a section the strategist did not plan, skip one, or repeat one.
+        can never name a section the strategist did not plan, skip one, or repeat one. `sections` is a tuple
+        (`prefixItems` with the lengths pinned) and has no `items`: llama.cpp's grammar, which Ollama uses too,
+        builds an array from `items` alone when both are there, so the ids would not be constrained.
         """
         schema = super().schema(inputs)
         plan = self._earlier(inputs)["strategist"]
         if not isinstance(plan, PagePlan):
             raise TypeError(f"copywriter agent: the strategist output is {type(plan).__name__}, not PagePlan")
-        section = schema["$defs"]["SectionCopy"]
+        section = schema["$defs"].pop("SectionCopy")
         keyed = [
             {**section, "properties": {**section["properties"], "section_id": {"const": planned.id}}}
             for planned in plan.sections
         ]
-        schema["properties"]["sections"].update(prefixItems=keyed, minItems=len(keyed), maxItems=len(keyed))
+        sections = schema["properties"]["sections"]
+        sections.pop("items")
+        sections.update(prefixItems=keyed, minItems=len(keyed), maxItems=len(keyed))
+        if not schema["$defs"]:
+            del schema["$defs"]
         return schema
