@@ -14,6 +14,7 @@ from service_common.server import parse_serve_args, serve
 
 from .app import build_gateway, create_app
 from .config import GatewayConfig, load_gateway_config
+from .probe import probe_providers, split_probe_flag
 
 __all__ = ["main"]
 
@@ -23,15 +24,19 @@ CONFIG_ENV = "LLM_GATEWAY_CONFIG"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the gateway (or `check-config PATH`); a configuration error prints one line and exits with status 2."""
+    """Run the gateway (or `check-config [--probe] PATH`); a configuration error prints one line and exits with 2."""
     environ = dict(os.environ)
+    checking, probe = split_probe_flag(sys.argv[1:] if argv is None else argv)
     checked = check_config_command(
-        argv,
+        checking,
         prog="llm-gateway",
         config_type=GatewayConfig,
         load=lambda path: _build(path, environ),
     )
     if checked is not None:
+        if checked == 0 and probe:
+            # The file is fine; now ask each provider a live route uses whether it answers where the file says.
+            checked = probe_providers(Path(checking[-1]), environ, out=sys.stdout)
         raise SystemExit(checked)
     args = parse_serve_args(
         argv,

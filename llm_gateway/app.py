@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -23,15 +23,15 @@ from service_common.breaker import Clock
 from service_common.cors import cors_middleware
 from service_common.deadline import request_timeout
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import instrument
+from service_common.metrics import instrument, label_request
 from service_common.modes import requested_mode
 from service_common.openapi import openapi_route
-from service_common.sse import sse_event, sse_response
+from service_common.sse import sse_event
 from shared_contracts.errors import ErrorEnvelope, GatewayError, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
 
 from .config import GatewayConfig
-from .gateway import Gateway
+from .gateway import Gateway, GatewayStream
 from .guards import build_guards
 from .metrics import LLMMetrics
 from .openai_compat import openai_routes
@@ -40,12 +40,15 @@ from .readiness import Readiness
 from .registry import build_providers
 from .reload import RoutingReloader
 from .routing import Router
+from .streaming import DeadlineStream
 
-__all__ = ["build_gateway", "create_app"]
+__all__ = ["STREAM_CUT", "build_gateway", "create_app"]
 
 _decode_request = msgspec.json.Decoder(GenerateRequest)
 _encode = msgspec.json.Encoder().encode
 _JSON = "application/json"
+# The outcome of a stream whose client did not read it before the deadline (not an upstream error).
+STREAM_CUT = "stream_cut"
 
 
 def _freeze_heap() -> None:
@@ -138,18 +141,28 @@ class _Endpoints:
             self._log(body, mode, started, None, err, stream=stream)
             raise
         if stream:
-            return sse_response(self._frames(pieces, body, mode, started, request_id_of(request)))
+            frames = self._frames(pieces, body, mode, started, request_id_of(request))
+            return DeadlineStream(frames, deadline=pieces.deadline, on_cut=lambda: self._cut(body, mode, started))
         self._log(body, mode, started, response, None, stream=False)
         return Response(_encode(response), media_type=_JSON)
 
+    def _cut(self, body: GenerateRequest, mode: Mode | None, started: float) -> None:
+        """The client did not read the stream before the deadline: it was cut, the generation closed."""
+        label_request(role=body.role, task=body.task, outcome=STREAM_CUT)
+        self.log.info(
+            "llm_request", role=body.role, task=body.task, mode=mode or self.gateway.mode, stream=True,
+            latency_ms=round((perf_counter() - started) * 1000, 3), outcome=STREAM_CUT,
+            reason="the client did not read the stream before the deadline",
+        )
+
     async def _frames(
         self,
-        pieces: AsyncIterator[StreamDelta | GenerateResponse],
+        pieces: GatewayStream,
         body: GenerateRequest,
         mode: Mode | None,
         started: float,
         request_id: str | None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         try:
             async for item in pieces:
                 if isinstance(item, StreamDelta):
@@ -165,7 +178,7 @@ class _Endpoints:
             self.log.error("llm_stream_failed", exc_info=exc)
             yield sse_event("error", _encode(ErrorEnvelope(error=GatewayError("internal error").to_body(request_id))))
         finally:
-            await pieces.aclose()  # type: ignore[attr-defined]
+            await pieces.aclose()
 
     async def routes(self, request: Request) -> Response:
         return Response(_encode(self.gateway.routing_table()), media_type=_JSON)

@@ -81,6 +81,9 @@ class RouteSpec(TargetSpec, frozen=True):
     fallbacks: list[TargetSpec] = []
     # A bare number overrides the live deadline only; a mapping may set `mock` and/or `live`.
     timeout: Seconds | TimeoutOverride | None = None
+    # Seconds each try (primary, retry or fallback) may take inside the deadline, same shapes as `timeout`;
+    # absent = an equal share of what is left among the targets still to try.
+    attempt_timeout: Seconds | TimeoutOverride | None = None
     # Tries per target before the next fallback; absent = the top-level `retry`.
     retry: RetryPolicy | None = None
 

@@ -2,6 +2,11 @@
 
 In mock mode every route is answered by the mock provider; the response names provider `mock` (the
 instance that really answered) and the model the live route would have used.
+
+Deadlines: the whole call (fallbacks and the repair included) ends by the route's deadline, and each try
+ends by its own budget inside it: the rule's `attempt_timeout`, else an equal share of what is left among
+the targets still to try, so a hanging primary leaves time for its fallbacks. A streamed try's budget bounds
+the wait for its first piece; once text flows, only the whole deadline applies.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import msgspec
 from service_common.deadline import effective_timeout
 from service_common.ids import new_id
 from service_common.retry import RetryPolicy
-from shared_contracts.errors import GatewayError, InvalidOutput, UpstreamError, UpstreamTimeout
+from shared_contracts.errors import GatewayError, InvalidOutput, UpstreamError
 from shared_contracts.llm import (
     Attempt,
     GenerateOptions,
@@ -33,18 +38,20 @@ from shared_contracts.llm import (
     Usage,
 )
 
-from .guards import CIRCUIT_OPEN, ProviderGuard, ProviderStatus, is_circuit_open
+from .attempts import attempt_budget, attempt_timeout, done, failed, moves_on, pending, timed_out
+from .guards import ProviderGuard, ProviderStatus
 from .limits import RequestLimits, check_request
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
 from .routing import ResolvedRoute, Router, Target
 from .structured import OutputSchema, SchemaCache, repair_prompt
 
-__all__ = ["Gateway", "Plan"]
+__all__ = ["Gateway", "GatewayStream", "Plan"]
 
 _NO_OPTIONS = GenerateOptions()
 _NO_RETRY = RetryPolicy()
-_PENDING = "pending"
 Sleep = Callable[[float], Awaitable[None]]
+# One try of the plan: the target, its provider, and the absolute time by which the try must end.
+_Try = tuple[Target, Provider, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,8 @@ class Plan:
     schema: OutputSchema | None
     timeout: float
     retry: RetryPolicy = _NO_RETRY
+    # Seconds each try may take (the rule's `attempt_timeout`); None = a share of what is left.
+    attempt_timeout: float | None = None
 
     def call(self, target: Target) -> ProviderCall:
         """The provider call for `target`: the route's default options overlaid with the client's."""
@@ -73,6 +82,10 @@ class Plan:
             payload=request.payload,
         )
 
+    def timed_out(self, attempts: list[Attempt]) -> GatewayError:
+        """The error when the whole call's deadline passed, every running try ended as timed out."""
+        return timed_out(attempts, self.timeout, self.mode)
+
 
 def _merge(defaults: GenerateOptions | None, given: GenerateOptions | None) -> GenerateOptions:
     if defaults is None:
@@ -83,36 +96,31 @@ def _merge(defaults: GenerateOptions | None, given: GenerateOptions | None) -> G
     return msgspec.structs.replace(defaults, **chosen)
 
 
-def _pending(provider: Provider, target: Target) -> Attempt:
-    """A try that has just started. Until it ends, `latency_ms` holds its start (perf_counter, in ms)."""
-    return Attempt(provider=provider.name, model=target.model, outcome=_PENDING, latency_ms=perf_counter() * 1000)
+def _add(total: int | None, more: int | None) -> int | None:
+    # An unknown count stays unknown: a sum with one unknown part is not a count.
+    return None if total is None or more is None else total + more
 
 
-def _done(attempt: Attempt, outcome: str) -> None:
-    attempt.outcome = outcome
-    attempt.error_code = None if outcome == "ok" else outcome
-    attempt.latency_ms = round(perf_counter() * 1000 - attempt.latency_ms, 3)
+class GatewayStream:
+    """What `Gateway.stream` returns: the items (text pieces, then one response) and the call's deadline.
 
+    The front end bounds its own sending by `deadline` too, so a client that stops reading cannot hold the
+    provider (and its limiter slot) past it.
+    """
 
-def _failed(attempt: Attempt, err: GatewayError) -> None:
-    # A skipped call (breaker open) says so in `outcome`; `error_code` stays the stable code.
-    _done(attempt, CIRCUIT_OPEN if is_circuit_open(err) else err.code)
-    attempt.error_code = err.code
+    def __init__(self, items: AsyncGenerator[StreamDelta | GenerateResponse, None], deadline: float) -> None:
+        self._items = items
+        self.deadline = deadline
 
+    def __aiter__(self) -> GatewayStream:
+        return self
 
-def _moves_on(err: GatewayError) -> bool:
-    """Errors where trying the same target again is pointless: go to the next one."""
-    return is_circuit_open(err) or err.code == "overloaded"
+    async def __anext__(self) -> StreamDelta | GenerateResponse:
+        return await anext(self._items)
 
-
-def _timed_out(plan: Plan, attempts: list[Attempt]) -> UpstreamTimeout:
-    for attempt in attempts:
-        if attempt.outcome == _PENDING:
-            _done(attempt, UpstreamTimeout.code)
-    return UpstreamTimeout(
-        f"no answer within {plan.timeout:g}s ({plan.mode} mode)",
-        details={"timeout_s": plan.timeout, "attempts": attempts},
-    )
+    async def aclose(self) -> None:
+        """Stop the call (a client that went away): the provider stream is closed, its guard released."""
+        await self._items.aclose()
 
 
 class Gateway:
@@ -173,7 +181,9 @@ class Gateway:
         else:
             targets = tuple((t, self.providers[t.provider]) for t in route.targets)
         budget = effective_timeout(route.timeout(mode), timeout)
-        return Plan(request, mode, route, targets, schema, budget, route.retry or self.retry)
+        return Plan(
+            request, mode, route, targets, schema, budget, route.retry or self.retry, route.attempt_timeout(mode)
+        )
 
     async def generate(
         self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
@@ -190,27 +200,31 @@ class Gateway:
             async with asyncio.timeout_at(deadline):
                 return await self._first_success(plan, attempts, deadline, started)
         except TimeoutError:
-            raise _timed_out(plan, attempts) from None
+            raise plan.timed_out(attempts) from None
         except GatewayError as err:
             err.details.setdefault("attempts", attempts)
             raise
 
-    async def _tries(
-        self, plan: Plan, deadline: float, errors: list[GatewayError]
-    ) -> AsyncGenerator[tuple[Target, Provider], None]:
+    async def _tries(self, plan: Plan, deadline: float, errors: list[GatewayError]) -> AsyncGenerator[_Try, None]:
         """Targets in try order, each up to `plan.retry.attempts` times, with backoff inside the deadline.
 
-        The caller appends each retryable failure to `errors` before asking for the next try, and stops
-        asking after a success. A wait that would end past the deadline moves on to the next target.
+        Each try comes with the time by which it must end (see `attempt_budget`). The caller appends each
+        retryable failure to `errors` before asking for the next try, and stops asking after a success. A
+        wait that would end past the deadline moves on to the next target.
         """
         loop = asyncio.get_running_loop()
-        for target, provider in plan.targets:
+        count = len(plan.targets)
+        for index, (target, provider) in enumerate(plan.targets):
             for number in range(1, plan.retry.attempts + 1):
-                if errors and loop.time() >= deadline:
+                now = loop.time()
+                if errors and now >= deadline:
                     return
-                yield target, provider
+                until = attempt_budget(
+                    now=now, deadline=deadline, targets_left=count - index, fixed=plan.attempt_timeout
+                )
+                yield target, provider, until
                 err = errors[-1]
-                if _moves_on(err):
+                if moves_on(err):
                     break
                 wait = plan.retry.delay(number, retry_after=err.retry_after, left=deadline - loop.time(), rng=self._rng)
                 if wait is None:
@@ -222,35 +236,52 @@ class Gateway:
     ) -> GenerateResponse:
         errors: list[GatewayError] = []
         async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
-            async for target, provider in tries:
+            async for target, provider, until in tries:
                 call = plan.call(target)
                 try:
-                    result = await self._call(provider, target, call, attempts, deadline)
+                    result = await self._call(provider, target, call, attempts, until, deadline)
                 except GatewayError as err:
                     if not err.retryable:
                         raise
                     errors.append(err)
                     continue
                 return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
-        raise errors[-1] if errors else _timed_out(plan, attempts)
+        raise errors[-1] if errors else plan.timed_out(attempts)
 
     async def _call(
-        self, provider: Provider, target: Target, call: ProviderCall, attempts: list[Attempt], deadline: float
+        self,
+        provider: Provider,
+        target: Target,
+        call: ProviderCall,
+        attempts: list[Attempt],
+        until: float,
+        deadline: float,
     ) -> ProviderResult:
-        attempt = _pending(provider, target)
+        """One try, ending by `until` (its budget); at `deadline` (the whole call's) the caller's bound ends it."""
+        attempt = pending(provider.name, target.model)
         attempts.append(attempt)
-        guard = self.guards.get(provider.name)
         try:
-            if guard is None:
-                result = await provider.generate(call, deadline=deadline)
+            if until >= deadline:
+                result = await self._guarded(provider, call, until)
             else:
-                async with guard.call(deadline):
-                    result = await provider.generate(call, deadline=deadline)
+                started = asyncio.get_running_loop().time()
+                try:
+                    async with asyncio.timeout_at(until):
+                        result = await self._guarded(provider, call, until)
+                except TimeoutError:
+                    raise attempt_timeout(provider.name, until - started) from None
         except GatewayError as err:
-            _failed(attempt, err)
+            failed(attempt, err)
             raise
-        _done(attempt, "ok")
+        done(attempt, "ok")
         return result
+
+    async def _guarded(self, provider: Provider, call: ProviderCall, until: float) -> ProviderResult:
+        guard = self.guards.get(provider.name)
+        if guard is None:
+            return await provider.generate(call, deadline=until)
+        async with guard.call(until):
+            return await provider.generate(call, deadline=until)
 
     async def _complete(
         self,
@@ -270,18 +301,19 @@ class Gateway:
                 doc = plan.schema.parse(result.text)
             except InvalidOutput as first:
                 attempts[-1].outcome = attempts[-1].error_code = first.code
-                # One repair: the same target sees its answer and the validation error, and tries again.
+                # One repair: the same target sees its answer and what was wrong, and tries again with what
+                # is left of the deadline (no fallback follows an answer, so the repair may use all of it).
                 repair = dataclasses.replace(
                     call,
                     messages=[
                         *call.messages,
                         Message(role="assistant", content=result.text),
-                        Message(role="user", content=repair_prompt(first.message)),
+                        Message(role="user", content=repair_prompt(first)),
                     ],
                 )
-                result = await self._call(provider, target, repair, attempts, deadline)
-                input_tokens += result.input_tokens
-                output_tokens += result.output_tokens
+                result = await self._call(provider, target, repair, attempts, deadline, deadline)
+                input_tokens = _add(input_tokens, result.input_tokens)
+                output_tokens = _add(output_tokens, result.output_tokens)
                 try:
                     doc = plan.schema.parse(result.text)
                 except InvalidOutput as second:
@@ -305,30 +337,41 @@ class Gateway:
 
     def stream(
         self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
-    ) -> AsyncIterator[StreamDelta | GenerateResponse]:
+    ) -> GatewayStream:
         """Text pieces, then one GenerateResponse. Route and schema errors raise here, before iteration."""
-        return self.run_stream(self.plan(request, mode=mode, timeout=timeout))
+        plan = self.plan(request, mode=mode, timeout=timeout)
+        deadline = asyncio.get_running_loop().time() + plan.timeout
+        return GatewayStream(self.run_stream(plan, deadline=deadline), deadline)
 
-    async def run_stream(self, plan: Plan) -> AsyncIterator[StreamDelta | GenerateResponse]:
+    async def run_stream(
+        self, plan: Plan, *, deadline: float | None = None
+    ) -> AsyncGenerator[StreamDelta | GenerateResponse, None]:
         """Stream a plan: a retry or fallback is tried only while no text has been sent."""
         started = perf_counter()
-        deadline = asyncio.get_running_loop().time() + plan.timeout
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
         errors: list[GatewayError] = []
         async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
-            async for target, provider in tries:
+            async for target, provider, until in tries:
                 call = plan.call(target)
-                attempt = _pending(provider, target)
+                attempt = pending(provider.name, target.model)
                 attempts.append(attempt)
                 sent = False
+                budget = until - asyncio.get_running_loop().time()
                 guard = self.guards.get(provider.name)
                 try:
-                    # The guard spans the whole stream: its limiter slot is held until the last piece.
-                    async with guard.call(deadline) if guard is not None else contextlib.nullcontext():
+                    # The guard spans the whole stream: its limiter slot is held until the last piece (or until
+                    # the front end stops reading: it closes this generator at the deadline at the latest).
+                    async with guard.call(deadline, slot_by=until) if guard is not None else contextlib.nullcontext():
                         pieces = provider.stream(call, deadline=deadline)
                         try:
                             while True:
-                                item = await _next(pieces, deadline, plan, attempts)
+                                # The try's budget bounds the wait for its first piece; after that, the deadline.
+                                if sent or until >= deadline:
+                                    item = await _next(pieces, deadline, lambda: plan.timed_out(attempts))
+                                else:
+                                    item = await _next(pieces, until, lambda: attempt_timeout(provider.name, budget))
                                 if not isinstance(item, Delta):
                                     result = item
                                     break
@@ -337,26 +380,26 @@ class Gateway:
                         finally:
                             await pieces.aclose()  # type: ignore[attr-defined]
                 except GatewayError as err:
-                    _failed(attempt, err)
+                    failed(attempt, err)
                     err.details.setdefault("attempts", attempts)
                     if sent or not err.retryable:
                         raise
                     errors.append(err)
                     continue
-                _done(attempt, "ok")
+                done(attempt, "ok")
                 try:
                     async with asyncio.timeout_at(deadline):
                         response = await self._complete(
                             plan, target, provider, call, result, attempts, deadline, started
                         )
                 except TimeoutError:
-                    raise _timed_out(plan, attempts) from None
+                    raise plan.timed_out(attempts) from None
                 except GatewayError as err:
                     err.details.setdefault("attempts", attempts)
                     raise
                 yield response
                 return
-        last = errors[-1] if errors else _timed_out(plan, attempts)
+        last = errors[-1] if errors else plan.timed_out(attempts)
         last.details.setdefault("attempts", attempts)
         raise last
 
@@ -396,13 +439,14 @@ class Gateway:
 
 
 async def _next(
-    pieces: AsyncIterator[Delta | ProviderResult], deadline: float, plan: Plan, attempts: list[Attempt]
+    pieces: AsyncIterator[Delta | ProviderResult], until: float, expired: Callable[[], GatewayError]
 ) -> Delta | ProviderResult:
-    # The timeout wraps only the wait for the next piece, never a yield to our own consumer.
+    # The timeout wraps only the wait for the next piece, never a yield to our own consumer (the front end
+    # bounds its sending by the same deadline).
     try:
-        async with asyncio.timeout_at(deadline):
+        async with asyncio.timeout_at(until):
             return await anext(pieces)
     except StopAsyncIteration:
         raise UpstreamError("provider stream ended without a final result") from None
     except TimeoutError:
-        raise _timed_out(plan, attempts) from None
+        raise expired() from None

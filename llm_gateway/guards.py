@@ -4,7 +4,8 @@ A call goes: breaker allows? (else `provider_unavailable` with `details.reason =
 the route goes straight to its fallbacks) -> a limiter slot (else 429 `overloaded`) -> the provider.
 Connection failures, timeouts (a call still running at the caller's deadline too), 5xx and broken bodies
 count against the breaker; any answer from the upstream (even a 4xx or an invalid document) shows it is
-up; a 429 or a call cancelled before its deadline counts neither way.
+up; a 429, a call cancelled before its deadline, and a stream its client stopped reading (closed at a
+piece already received) count neither way: a client that goes away is not an upstream failure.
 """
 
 from __future__ import annotations
@@ -91,9 +92,13 @@ class ProviderGuard:
     breaker: CircuitBreaker | None
     limiter: Limiter | None
 
-    def call(self, deadline: float) -> _GuardedCall:
-        """Guard the block (one call or one whole stream): may raise before it runs, records how it ended."""
-        return _GuardedCall(self, deadline)
+    def call(self, deadline: float, *, slot_by: float | None = None) -> _GuardedCall:
+        """Guard the block (one call or one whole stream): may raise before it runs, records how it ended.
+
+        A cancel at `deadline` is a stalled upstream; waiting for a limiter slot ends at `slot_by` (default
+        `deadline`), e.g. a streamed try's budget while its deadline is the whole call's.
+        """
+        return _GuardedCall(self, deadline, deadline if slot_by is None else slot_by)
 
     def status(self) -> ProviderStatus:
         """Current breaker state and limiter counts."""
@@ -106,11 +111,12 @@ class ProviderGuard:
 class _GuardedCall:
     """`async with guard.call(deadline)`: a plain class, not a generator, since it wraps every upstream call."""
 
-    __slots__ = ("_deadline", "_guard", "_slot")
+    __slots__ = ("_deadline", "_guard", "_slot", "_slot_by")
 
-    def __init__(self, guard: ProviderGuard, deadline: float) -> None:
+    def __init__(self, guard: ProviderGuard, deadline: float, slot_by: float) -> None:
         self._guard = guard
         self._deadline = deadline
+        self._slot_by = slot_by
         self._slot: contextlib.AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> None:
@@ -124,7 +130,7 @@ class _GuardedCall:
                 retry_after=retry_in,
             )
         if guard.limiter is not None:
-            slot = guard.limiter.slot(self._deadline)
+            slot = guard.limiter.slot(self._slot_by)
             try:
                 await slot.__aenter__()
             except BaseException:
@@ -144,6 +150,9 @@ class _GuardedCall:
                 breaker.record_success()
             elif isinstance(exc, GatewayError):
                 _record(breaker, _counts_as_failure(exc))
+            elif isinstance(exc, GeneratorExit):
+                # A stream closed at a piece the upstream had sent: its reader stopped, the upstream was fine.
+                breaker.release()
             # Cancelled at the deadline: the upstream stalled, the failure that matters most. Any other
             # cancel (the client went away) tells nothing about the upstream.
             elif asyncio.get_running_loop().time() >= self._deadline - _DEADLINE_SLACK_S:

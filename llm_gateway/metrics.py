@@ -1,4 +1,8 @@
-"""The LLM Gateway's own series: tokens per provider and model, every attempt as an upstream call, breakers."""
+"""The LLM Gateway's own series: tokens per provider and model, every attempt as an upstream call, breakers.
+
+A count the provider did not report is not added as 0: the answer is counted in `pdp_llm_usage_unreported`
+instead, so a dashboard can tell "no tokens" from "no numbers".
+"""
 
 from __future__ import annotations
 
@@ -25,12 +29,21 @@ class LLMMetrics(Metrics):
             "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
             ("provider", "model", "direction"), registry=self.registry,
         )
+        self.unreported = Counter(
+            "pdp_llm_usage_unreported", "Answers whose provider reported no token count; direction is in or out.",
+            ("provider", "model", "direction"), registry=self.registry,
+        )
         self._token_children: dict[tuple[str, ...], Any] = {}
+        self._unreported_children: dict[tuple[str, ...], Any] = {}
 
-    def count_tokens(self, provider: str, model: str, *, input_tokens: int, output_tokens: int) -> None:
-        """Add one answer's usage."""
-        cached_child(self._token_children, self.tokens, (provider, model, "in")).inc(input_tokens)
-        cached_child(self._token_children, self.tokens, (provider, model, "out")).inc(output_tokens)
+    def count_tokens(self, provider: str, model: str, *, input_tokens: int | None, output_tokens: int | None) -> None:
+        """Add one answer's usage; an unknown count (None) is counted as unreported, never as 0 tokens."""
+        for direction, count in (("in", input_tokens), ("out", output_tokens)):
+            key = (provider, model, direction)
+            if count is None:
+                cached_child(self._unreported_children, self.unreported, key).inc()
+            else:
+                cached_child(self._token_children, self.tokens, key).inc(count)
 
     def observe_generation(
         self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None

@@ -4,13 +4,18 @@ Any OpenAI SDK pointed at `http://<gateway>/v1` goes through the same routing, f
 structured output as the native `/api/v1/llm/generate`. `model` is either a route alias,
 `role:<role>[/task:<task>][/quality:<quality>]` (task defaults to `chat`), or a configured model
 name, which is served by the first route whose primary target uses it.
+
+A streamed answer with a `response_format` is validated before its content is sent: the content arrives
+in one chunk once the gateway has accepted (or repaired) it, so a stream never delivers an answer the
+gateway would reject; one it still rejects ends with an error chunk and no content.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from time import perf_counter
 from typing import Annotated, Any, Literal
 
@@ -22,13 +27,14 @@ from starlette.routing import Route
 
 from service_common.deadline import request_timeout
 from service_common.http import decode_body
+from service_common.metrics import label_request
 from service_common.modes import requested_mode
-from service_common.sse import sse_response
 from shared_contracts._base import Inbound, Outbound
 from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RouteInfo, StreamDelta
 
-from .gateway import Gateway
+from .gateway import Gateway, GatewayStream, Plan
+from .streaming import DeadlineStream
 
 __all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes"]
 
@@ -120,8 +126,12 @@ def _text(content: str | list[_TextPart] | None) -> str:
     return "".join(part.text for part in content)
 
 
-def _usage(response: GenerateResponse) -> _Usage:
+def _usage(response: GenerateResponse) -> _Usage | None:
+    """OpenAI's usage object, or None (sent as `"usage": null`) when the provider did not report both counts:
+    OpenAI's schema has no place for an unknown count, and a made-up 0 would be read as a real one."""
     used = response.usage
+    if used.input_tokens is None or used.output_tokens is None:
+        return None
     return _Usage(
         prompt_tokens=used.input_tokens,
         completion_tokens=used.output_tokens,
@@ -241,8 +251,15 @@ class _ChatEndpoints:
             native = self._generate_request(body)
             if body.stream:
                 include_usage = body.stream_options is not None and body.stream_options.include_usage
-                pieces = self.gateway.stream(native, mode=mode, timeout=timeout)
-                return sse_response(self._chunks(pieces, body.model, include_usage, native, started))
+                if native.response_schema is None:
+                    pieces = self.gateway.stream(native, mode=mode, timeout=timeout)
+                else:
+                    # Validate before streaming: the content goes out once the gateway accepted (or repaired) it.
+                    plan = self.gateway.plan(native, mode=mode, timeout=timeout)
+                    deadline = asyncio.get_running_loop().time() + plan.timeout
+                    pieces = GatewayStream(self._validated(plan), deadline)
+                chunks = self._chunks(pieces, body.model, include_usage, native, started)
+                return DeadlineStream(chunks, deadline=pieces.deadline, on_cut=lambda: self._cut(native, started))
             response = await self.gateway.generate(native, mode=mode, timeout=timeout)
         except GatewayError as err:
             self._log(native, started, err.code, stream=False)
@@ -268,14 +285,23 @@ class _ChatEndpoints:
         }
         return Response(_encode(completion), media_type="application/json")
 
+    async def _validated(self, plan: Plan) -> AsyncGenerator[StreamDelta | GenerateResponse, None]:
+        """The plan's one validated (or repaired) answer, as a stream with no text pieces."""
+        yield await self.gateway.run(plan)
+
+    def _cut(self, native: GenerateRequest | None, started: float) -> None:
+        """The client did not read the stream before the deadline: it was cut, the generation closed."""
+        label_request(role=native.role if native else "", task=native.task if native else "", outcome="stream_cut")
+        self._log(native, started, "stream_cut", stream=True)
+
     async def _chunks(
         self,
-        pieces: AsyncIterator[StreamDelta | GenerateResponse],
+        pieces: GatewayStream,
         model: str,
         include_usage: bool,
         native: GenerateRequest,
         started: float,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         head: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
@@ -291,11 +317,16 @@ class _ChatEndpoints:
         try:
             # As OpenAI does, the first chunk carries the role and empty content.
             yield chunk({"role": "assistant", "content": ""})
+            streamed = False
             async for item in pieces:
                 if isinstance(item, StreamDelta):
+                    streamed = True
                     yield chunk({"content": item.text})
                     continue
                 head["model"] = item.model
+                if not streamed and item.text:
+                    # A validated answer (response_format) comes whole, after the gateway accepted it.
+                    yield chunk({"content": item.text})
                 yield chunk({}, item.finish_reason)
                 if include_usage:
                     yield b"data: " + _encode({**head, "choices": [], "usage": _usage(item)}) + b"\n\n"
@@ -312,7 +343,7 @@ class _ChatEndpoints:
             error = {"message": "internal error", "type": "internal_error", "code": "internal_error", "param": None}
             yield b"data: " + _encode({"error": error}) + b"\n\n"
         finally:
-            await pieces.aclose()  # type: ignore[attr-defined]
+            await pieces.aclose()
 
 
 def openai_routes(gateway: Gateway, *, max_body: int) -> list[Route]:

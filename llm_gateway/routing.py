@@ -10,7 +10,7 @@ from service_common.retry import RetryPolicy
 from shared_contracts.errors import NoRoute
 from shared_contracts.llm import GenerateOptions, Mode, RouteInfo, RouteTarget, RouteTimeouts
 
-from .config import ModeTimeouts, RouteSpec, RoutingConfig, RuleSpec, SamplingDefaults, TargetSpec
+from .config import ModeTimeouts, RouteSpec, RoutingConfig, RuleSpec, SamplingDefaults, TargetSpec, TimeoutOverride
 
 __all__ = ["ResolvedRoute", "Router", "Target"]
 
@@ -37,10 +37,18 @@ class ResolvedRoute:
     timeouts: ModeTimeouts
     # The rule's own retries; None = the gateway's default.
     retry: RetryPolicy | None = None
+    # The rule's per-try budget per mode; None (or a None mode) = a share of what is left of the deadline.
+    attempt_timeouts: TimeoutOverride | None = None
 
     def timeout(self, mode: Mode) -> float:
         """Seconds the whole call may take in `mode`."""
         return self.timeouts.mock if mode == "mock" else self.timeouts.live
+
+    def attempt_timeout(self, mode: Mode) -> float | None:
+        """Seconds one try may take in `mode`, or None for an equal share of what is left."""
+        if self.attempt_timeouts is None:
+            return None
+        return self.attempt_timeouts.mock if mode == "mock" else self.attempt_timeouts.live
 
 
 def _as_set(value: str | list[str] | None) -> frozenset[str] | None:
@@ -59,6 +67,13 @@ def _options(spec: SamplingDefaults | None) -> GenerateOptions | None:
 
 def _target(spec: TargetSpec) -> Target:
     return Target(provider=spec.provider, model=spec.model, options=_options(spec.options), extra=dict(spec.extra))
+
+
+def _attempt_timeouts(spec: RouteSpec) -> TimeoutOverride | None:
+    over = spec.attempt_timeout
+    if isinstance(over, float | int):
+        return TimeoutOverride(live=float(over))
+    return over
 
 
 def _timeouts(spec: RouteSpec, base: ModeTimeouts) -> ModeTimeouts:
@@ -104,7 +119,13 @@ class Router:
         else:
             name = spec.name if isinstance(spec, RuleSpec) and spec.name else f"rules[{index}]"
         targets = (_target(spec), *(_target(fb) for fb in spec.fallbacks))
-        return ResolvedRoute(name=name, targets=targets, timeouts=_timeouts(spec, timeouts), retry=spec.retry)
+        return ResolvedRoute(
+            name=name,
+            targets=targets,
+            timeouts=_timeouts(spec, timeouts),
+            retry=spec.retry,
+            attempt_timeouts=_attempt_timeouts(spec),
+        )
 
     def resolve(self, role: str, task: str, quality: str | None = None) -> ResolvedRoute:
         """The first matching rule's route, else the default route."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 import msgspec
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import SchemaError, ValidationError, best_match, relevance
 from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
@@ -23,17 +23,87 @@ _key_encoder = msgspec.json.Encoder(order="deterministic")
 _decode_any = msgspec.json.Decoder().decode
 # Agents send the same few schemas over and over; past this many distinct ones the cache starts afresh.
 _CACHE_LIMIT = 256
+# A repair names at most this many problems (the most relevant first); the 422 lists the same ones.
+_MAX_PROBLEMS = 5
+# Quoted values (an enum's members, the value the model gave) are cut to this many characters.
+_MAX_SHOWN = 120
+_MAX_ENUM_SHOWN = 24
 # No retrieval: without a registry jsonschema would fetch a remote `$ref` with a blocking urlopen (SSRF,
 # and a stalled event loop). The JSON Schema metaschemas still resolve; anything else is Unresolvable.
 _NO_RETRIEVAL: Registry[Any] = Registry()
 
 
-def repair_prompt(error: str) -> str:
-    """The follow-up message that asks the model to fix its answer, quoting the validation error."""
+def repair_prompt(error: InvalidOutput) -> str:
+    """The follow-up message that asks the model to fix its answer: each failing path and what it must be.
+
+    `error.details["problems"]` (from `OutputSchema.parse`) names the paths and the allowed values (enum,
+    const, pattern, bounds), so a model whose decoder ignored a keyword learns exactly what to change.
+    """
+    problems = error.details.get("problems") or [
+        {"path": error.details.get("path", "$"), "expected": error.message}
+    ]
+    lines = "\n".join(f"- at {p['path']}: {p['expected']}" for p in problems)
     return (
-        f"Your previous answer did not match the required JSON schema: {error}. "
+        "Your previous answer did not match the required JSON schema:\n"
+        f"{lines}\n"
         "Reply again with only a JSON object that matches the schema, and no other text."
     )
+
+
+def _shown(value: Any) -> str:
+    text = msgspec.json.encode(value).decode("utf-8", "replace")
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+_BOUNDS = {
+    "minimum": "at least {}",
+    "maximum": "at most {}",
+    "exclusiveMinimum": "greater than {}",
+    "exclusiveMaximum": "less than {}",
+    "multipleOf": "a multiple of {}",
+    "minLength": "at least {} characters long",
+    "maxLength": "at most {} characters long",
+    "minItems": "an array of at least {} items",
+    "maxItems": "an array of at most {} items",
+    "minProperties": "an object with at least {} properties",
+    "maxProperties": "an object with at most {} properties",
+}
+
+
+def _expected(error: ValidationError) -> str:
+    """What the value at the error's path must be, in words a model can act on."""
+    keyword, value = error.validator, error.validator_value
+    got = f" (got {_shown(error.instance)})" if not isinstance(error.instance, dict | list) else ""
+    if keyword == "const":
+        return f"must be exactly {_shown(value)}{got}"
+    if keyword == "enum" and isinstance(value, list):
+        more = ", ..." if len(value) > _MAX_ENUM_SHOWN else ""
+        return f"must be one of {', '.join(_shown(v) for v in value[:_MAX_ENUM_SHOWN])}{more}{got}"
+    if keyword == "pattern":
+        return f"must be a string matching the regular expression {_shown(value)}{got}"
+    if keyword in _BOUNDS:
+        return f"must be {_BOUNDS[str(keyword)].format(_shown(value))}{got}"
+    if keyword == "type":
+        kinds = " or ".join(value) if isinstance(value, list) else str(value)
+        return f"must be of type {kinds}{got}"
+    if keyword == "required" and isinstance(value, list) and isinstance(error.instance, dict):
+        missing = [name for name in value if name not in error.instance]
+        return "must have the properties " + ", ".join(_shown(name) for name in missing)
+    if keyword == "additionalProperties" and value is False and isinstance(error.instance, dict):
+        allowed = list((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {})
+        extra = [name for name in error.instance if name not in allowed]
+        return (f"must not have the properties {', '.join(map(_shown, extra))}; "
+                f"allowed: {', '.join(map(_shown, allowed)) or 'none'}")
+    if keyword == "uniqueItems":
+        return "must be an array whose items are all different"
+    if keyword == "format":
+        return f"must be a valid {value}{got}"
+    message = error.message
+    return message if len(message) <= 2 * _MAX_SHOWN else message[: 2 * _MAX_SHOWN - 3] + "..."
+
+
+def _path(error: ValidationError) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
 
 
 def _strip_fences(text: str) -> str:
@@ -94,10 +164,15 @@ class OutputSchema:
                 "answer nests too deeply to check against response_schema", details={"error": "too deep", "path": "$"}
             ) from exc
         if error is not None:
-            path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+            path = _path(error)
+            # The best match first, then the other problems (the whole list is computed only on failure).
+            others = sorted(self._validator.iter_errors(doc), key=relevance, reverse=True)
+            chosen = [error, *(e for e in others if (_path(e), e.validator) != (path, error.validator))]
+            problems = [{"path": _path(e), "expected": _expected(e)} for e in chosen[:_MAX_PROBLEMS]]
             raise InvalidOutput(
                 f"answer does not match response_schema at {path}: {error.message}",
-                details={"error": error.message, "path": path},
+                details={"error": error.message, "path": path, "expected": problems[0]["expected"],
+                         "problems": problems},
             )
         return doc
 

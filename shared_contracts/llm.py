@@ -55,10 +55,13 @@ class GenerateRequest(Inbound):
 
 
 class Usage(Outbound):
-    """Token counts as the provider reported them (estimated in mock mode)."""
+    """Token counts as the provider reported them (estimated in mock mode); null when it did not report one.
 
-    input_tokens: int
-    output_tokens: int
+    An unknown count is never a silent 0: a sum with an unknown part (e.g. a repair) is unknown too.
+    """
+
+    input_tokens: int | None
+    output_tokens: int | None
 
 
 class Attempt(Outbound):

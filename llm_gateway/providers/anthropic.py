@@ -42,8 +42,9 @@ class _Block(msgspec.Struct):
 
 
 class _Usage(msgspec.Struct):
-    input_tokens: int = 0
-    output_tokens: int = 0
+    # Absent counts stay unknown (None), never 0.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 class _Message(msgspec.Struct):
@@ -94,7 +95,8 @@ class AnthropicProvider(KeyedProvider, Provider):
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         pieces: list[str] = []
         stop_reason: str | None = None
-        input_tokens = output_tokens = 0
+        input_tokens: int | None = None
+        output_tokens: int | None = None
         finished = False
         async for event in self.client.post_sse(self._url, self._body(call, stream=True), deadline=deadline):
             if event.event == "error":
@@ -112,7 +114,7 @@ class AnthropicProvider(KeyedProvider, Provider):
             elif parsed.type == "message_delta":
                 if parsed.delta is not None:
                     stop_reason = parsed.delta.stop_reason or stop_reason
-                if parsed.usage is not None:
+                if parsed.usage is not None and parsed.usage.output_tokens is not None:
                     output_tokens = parsed.usage.output_tokens  # cumulative
             elif parsed.type == "message_stop":
                 finished = True
@@ -164,7 +166,9 @@ class AnthropicProvider(KeyedProvider, Provider):
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"{self.name}: unreadable stream event", details={"provider": self.name}) from exc
 
-    def _result(self, text: str, stop_reason: str | None, input_tokens: int, output_tokens: int) -> ProviderResult:
+    def _result(
+        self, text: str, stop_reason: str | None, input_tokens: int | None, output_tokens: int | None
+    ) -> ProviderResult:
         if stop_reason == "refusal":
             raise UpstreamRejected(
                 f"{self.name}: the model refused the request", details={"provider": self.name, "reason": "refusal"}

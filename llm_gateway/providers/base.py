@@ -37,12 +37,12 @@ class ProviderCall:
 
 
 class ProviderResult(msgspec.Struct, kw_only=True):
-    """A provider's normalised answer."""
+    """A provider's normalised answer; a token count the upstream did not report is None, never 0."""
 
     text: str
     finish_reason: str
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
 
 
 class Delta(msgspec.Struct):

@@ -141,7 +141,11 @@ class GeminiProvider(KeyedProvider, Provider):
         )
 
     def _result(self, text: str, finish: str | None, usage: UsageMetadata | None) -> ProviderResult:
-        usage = usage or UsageMetadata()
+        if usage is None:
+            # No usageMetadata at all: the counts are unknown. (Inside it, an absent count is proto3's 0.)
+            return ProviderResult(
+                text=text, finish_reason=_FINISH.get(finish or "STOP", "stop"), input_tokens=None, output_tokens=None
+            )
         return ProviderResult(
             text=text,
             finish_reason=_FINISH.get(finish or "STOP", "stop"),

@@ -63,8 +63,9 @@ class _Chunk(msgspec.Struct):
     message: _ReplyMessage | None = None
     done: bool = False
     done_reason: str | None = None
-    prompt_eval_count: int = 0
-    eval_count: int = 0
+    # Absent counts stay unknown (None): Ollama leaves them out, e.g. when its prompt cache served the prompt.
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
     error: str | None = None
 
 

@@ -1,7 +1,8 @@
 """OpenAI Chat Completions, `POST {base_url}/v1/chat/completions`; also any OpenAI-compatible server.
 
-vLLM, the llama.cpp server, LM Studio and Ollama's `/v1` speak the same protocol: point `base_url`
-at them (without `/v1`) and set `key_required: false` when they take no key.
+vLLM, the llama.cpp server, LM Studio and Ollama's `/v1` speak the same protocol: point `base_url` at them
+(the server's root or its `/v1` URL, as SDK users write it: both work) and set `key_required: false` when they
+take no key. Readiness is `GET /v1/models`; a 404 there says the base URL is wrong, in so many words.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from service_common.providers.bodies import merge_extra
 from service_common.providers.cloud_errors import openai_error
 from shared_contracts.errors import UpstreamError, UpstreamRejected
 
-from .base import Delta, Provider, ProviderCall, ProviderResult
+from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
 
 __all__ = ["OpenAIProvider", "OpenAISettings", "strict_compatible"]
 
@@ -29,8 +30,10 @@ class OpenAISettings(KeyedSettings, kw_only=True, frozen=True):
     api_key_env: str = "OPENAI_API_KEY"
     # Reasoning models take `max_completion_tokens` and reject `max_tokens`.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-    # `json_object` for compatible servers without JSON Schema support; the gateway still validates.
-    structured_output: Literal["json_schema", "json_object"] = "json_schema"
+    # How `response_schema` is sent: OpenAI's `json_schema`; `json_object` (any JSON, for servers without
+    # JSON Schema support); or `json_object_schema`, `{"type": "json_object", "schema": ...}`, for servers that
+    # take the schema only that way (llama-cpp-python's own server). The gateway validates the answer in each case.
+    structured_output: Literal["json_schema", "json_object", "json_object_schema"] = "json_schema"
     # Strict mode rejects schemas outside its subset with a 400; `auto` asks for it only when the schema fits.
     strict_schema: bool | Literal["auto"] = "auto"
     # Extra request headers, e.g. `OpenAI-Organization`/`OpenAI-Project` or a proxy's routing header.
@@ -38,8 +41,9 @@ class OpenAISettings(KeyedSettings, kw_only=True, frozen=True):
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    # Absent counts stay unknown (None), never 0.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class _Message(msgspec.Struct):
@@ -94,6 +98,11 @@ class OpenAIProvider(KeyedProvider, Provider):
     Settings = OpenAISettings
     settings: OpenAISettings
     error_mapper = staticmethod(openai_error)
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        # `http://host:8080` and `...:8080/v1` name the same server; SDKs and local servers' docs write the latter.
+        self.api_url = self.base_url if self.base_url.endswith("/v1") else f"{self.base_url}/v1"
 
     def auth_headers(self, key: str) -> Mapping[str, str]:
         auth = {"authorization": f"Bearer {key}"} if key else {}
@@ -151,11 +160,20 @@ class OpenAIProvider(KeyedProvider, Provider):
         )
 
     async def health(self, *, deadline: float) -> None:
-        await self.client.call("GET", f"{self.base_url}/v1/models", deadline=deadline)
+        url = f"{self.api_url}/models"
+        reply = await self.client.request("GET", url, deadline=deadline)
+        if reply.status == 404:
+            raise UpstreamRejected(
+                f"{self.name}: GET {url} answered 404, so no OpenAI-compatible API is there; "
+                "base_url should be the server's root or its /v1 URL (e.g. http://127.0.0.1:8080 or .../v1)",
+                details={"provider": self.name, "status": 404, "url": url, "reason": "wrong_base_url"},
+            )
+        if not reply.ok:
+            raise self.client.error(reply.status, reply.body, reply.headers)
 
     @property
     def _url(self) -> str:
-        return f"{self.base_url}/v1/chat/completions"
+        return f"{self.api_url}/chat/completions"
 
     def _body(self, call: ProviderCall, *, stream: bool) -> dict[str, Any]:
         opts = call.options
@@ -181,6 +199,8 @@ class OpenAIProvider(KeyedProvider, Provider):
     def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self.settings.structured_output == "json_object":
             return {"type": "json_object"}
+        if self.settings.structured_output == "json_object_schema":
+            return {"type": "json_object", "schema": schema}
         # The name must match ^[a-zA-Z0-9_-]{1,64}$; a schema's title is the natural one.
         name = _SCHEMA_NAME.sub("_", str(schema.get("title") or "response"))[:64]
         strict = self.settings.strict_schema

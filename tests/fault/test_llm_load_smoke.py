@@ -14,5 +14,6 @@ async def test_concurrent_requests_under_upstream_faults_are_all_answered_within
     assert report.sent == 80 and report.lost == 0, report.render()
     assert report.ok, report.render()
     assert set(report.by_status) <= {200, 429, 502, 503, 504}, report.render()
-    # The faults really happened and the fallback really answered some of them.
-    assert report.by_code["ok:backup"] > 0 and report.by_code["upstream_timeout"] > 0, report.render()
+    # The faults really happened and the fallback really answered some of them. A stalled primary no longer
+    # ends in 504: its try runs out of its share of the deadline and the fallback answers inside it.
+    assert report.by_code["ok:backup"] > 0, report.render()

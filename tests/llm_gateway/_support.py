@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from llm_gateway.config import GatewayConfig, parse_gateway_config
 from llm_gateway.providers.base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
 from shared_contracts.errors import GatewayError
@@ -106,3 +108,47 @@ class ScriptedProvider(Provider):
 
 def result(text: str, *, tokens: tuple[int, int] = (10, 5)) -> ProviderResult:
     return ProviderResult(text=text, finish_reason="stop", input_tokens=tokens[0], output_tokens=tokens[1])
+
+
+class ReplySettings(ProviderSettings, frozen=True):
+    """YAML of `ReplyProvider`: the answers in order (the last one repeats), and whether usage is reported."""
+
+    replies: list[str] = msgspec.field(default_factory=lambda: ["Fine."])
+    report_usage: bool = True
+    # Streamed: wait forever after this many pieces (an upstream that stalls mid-answer).
+    hang_after: int | None = None
+
+
+class ReplyProvider(Provider):
+    """A provider named in YAML (`tests.llm_gateway._support:ReplyProvider`) that answers `replies` in order.
+
+    Streamed, an answer comes one word per piece. Every call is recorded in `calls`.
+    """
+
+    Settings = ReplySettings
+    settings: ReplySettings
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        self.calls: list[ProviderCall] = []
+
+    def _answer(self, call: ProviderCall) -> ProviderResult:
+        self.calls.append(call)
+        replies = self.settings.replies
+        text = replies[min(len(self.calls), len(replies)) - 1]
+        tokens = (len(call.messages), len(text.split())) if self.settings.report_usage else (None, None)
+        return ProviderResult(text=text, finish_reason="stop", input_tokens=tokens[0], output_tokens=tokens[1])
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        return self._answer(call)
+
+    async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
+        answer = self._answer(call)
+        words = answer.text.split(" ")
+        for index, piece in enumerate([w + " " for w in words[:-1]] + words[-1:]):
+            if index == self.settings.hang_after:
+                await asyncio.Event().wait()
+            if piece:
+                yield Delta(piece)
+            await asyncio.sleep(0)
+        yield answer

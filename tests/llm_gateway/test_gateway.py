@@ -9,6 +9,7 @@ import pytest
 
 from llm_gateway.config import parse_gateway_config
 from llm_gateway.gateway import Gateway
+from llm_gateway.providers.base import Delta, ProviderResult
 from llm_gateway.providers.mock import MockProvider, MockSettings
 from llm_gateway.routing import Router
 from shared_contracts.errors import (
@@ -95,16 +96,36 @@ async def test_all_targets_failing_raises_the_last_error_with_every_attempt() ->
                                                            ("b", "small", "upstream_error")]
 
 
+async def test_a_hanging_primary_leaves_the_fallback_its_share_of_the_deadline() -> None:
+    primary = ScriptedProvider("a", [Hang()])
+    backup = ScriptedProvider("b", [result("in time")])
+    # Two targets: the primary's try gets half of the deadline, so the fallback answers inside it (not a 504).
+    response = await gateway(primary, backup, live_timeout=0.4).generate(request())
+    assert response.provider == "b" and response.text == "in time"
+    assert outcomes(response.attempts) == [("a", "big", "upstream_timeout"), ("b", "small", "ok")]
+    assert 0 < response.attempts[0].latency_ms <= response.latency_ms
+
+
 async def test_deadline_covers_the_whole_call_fallbacks_included() -> None:
     primary = ScriptedProvider("a", [Hang()])
-    backup = ScriptedProvider("b", [result("too late")])
+    backup = ScriptedProvider("b", [Hang()])
     with pytest.raises(UpstreamTimeout) as caught:
         await gateway(primary, backup, live_timeout=0.2).generate(request())
-    assert backup.calls == []  # the hang used the whole deadline; nothing was left for the fallback
-    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "upstream_timeout")]
+    assert outcomes(caught.value.details["attempts"]) == [("a", "big", "upstream_timeout"),
+                                                           ("b", "small", "upstream_timeout")]
     assert caught.value.details["timeout_s"] == 0.2
-    # The cut-off try reports how long it ran (it ran until the deadline), not a placeholder.
-    assert caught.value.details["attempts"][0].latency_ms >= 100
+    # Each cut-off try reports how long it ran (about half the deadline each), not a placeholder.
+    assert all(a.latency_ms >= 50 for a in caught.value.details["attempts"])
+
+
+async def test_a_rules_attempt_timeout_bounds_each_try() -> None:
+    primary = ScriptedProvider("a", [Hang()])
+    backup = ScriptedProvider("b", [result("in time")])
+    gw = gateway(primary, backup, live_timeout=30, route_extra={"attempt_timeout": 0.1})
+    response = await gw.generate(request())
+    assert outcomes(response.attempts) == [("a", "big", "upstream_timeout"), ("b", "small", "ok")]
+    assert gw.plan(request()).attempt_timeout == 0.1
+    assert gw.plan(request(), mode="mock").attempt_timeout is None  # a bare number is the live budget
 
 
 async def test_structured_output_is_parsed_and_validated() -> None:
@@ -246,3 +267,75 @@ async def test_stream_deadline_covers_the_repair() -> None:
     assert len(primary.calls) == 2
     expected = [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
     assert outcomes(caught.value.details["attempts"]) == expected
+
+
+async def test_a_stream_cut_by_its_deadline_times_its_attempt_once() -> None:
+    # Regression: the cut-off try was ended twice (by the deadline, then as a failure), so its latency was
+    # perf_counter() minus an already computed duration: 1,467,306 ms. It ran only until the deadline.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(UpstreamTimeout) as caught:
+        await collect(gateway(ScriptedProvider("a", [Hang()]), live_timeout=0.2), request())
+    ran_ms = (loop.time() - started) * 1000
+    [attempt] = caught.value.details["attempts"]
+    assert (attempt.outcome, attempt.error_code) == ("upstream_timeout", "upstream_timeout")
+    assert 0 < attempt.latency_ms <= ran_ms
+
+
+async def test_a_stream_cut_after_its_first_piece_times_its_attempt_once() -> None:
+    class Stalls(ScriptedProvider):
+        async def stream(self, call: Any, *, deadline: float) -> Any:
+            yield Delta("first ")
+            await asyncio.Event().wait()
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(UpstreamTimeout) as caught:
+        await collect(gateway(Stalls("a", [result("x")]), live_timeout=0.2), request())
+    [attempt] = caught.value.details["attempts"]
+    assert attempt.outcome == "upstream_timeout"
+    assert 0 < attempt.latency_ms <= (loop.time() - started) * 1000
+
+
+async def test_a_stream_whose_primary_sends_nothing_falls_back_within_the_deadline() -> None:
+    primary = ScriptedProvider("a", [Hang()])
+    backup = ScriptedProvider("b", [["from ", "backup"]])
+    pieces, final = await collect(gateway(primary, backup, live_timeout=0.4), request())
+    assert pieces == ["from ", "backup"] and final.provider == "b"
+    assert outcomes(final.attempts) == [("a", "big", "upstream_timeout"), ("b", "small", "ok")]
+
+
+async def test_a_streams_budget_bounds_only_its_first_piece() -> None:
+    # Once text flows the try may use the whole deadline: a fallback could not follow sent text anyway.
+    class Slow(ScriptedProvider):
+        async def stream(self, call: Any, *, deadline: float) -> Any:
+            yield Delta("a")
+            await asyncio.sleep(0.15)
+            yield Delta("b")
+            yield result("ab")
+
+    backup = ScriptedProvider("b", [["never"]])
+    gw = gateway(Slow("a", [result("x")]), backup, live_timeout=5, route_extra={"attempt_timeout": 0.05})
+    pieces, final = await collect(gw, request())
+    assert pieces == ["a", "b"] and final.provider == "a" and backup.calls == []
+
+
+async def test_unknown_usage_stays_unknown_and_a_repair_does_not_make_it_zero() -> None:
+    unknown = ProviderResult(text='{"title": "wrong"}', finish_reason="stop", input_tokens=None, output_tokens=None)
+    primary = ScriptedProvider("a", [unknown, result('{"headline": "fixed"}', tokens=(30, 5))])
+    response = await gateway(primary).generate(request(response_schema=SCHEMA))
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (None, None)
+    partly = ProviderResult(text="hi", finish_reason="stop", input_tokens=12, output_tokens=None)
+    response = await gateway(ScriptedProvider("a", [partly])).generate(request())
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (12, None)
+
+
+async def test_the_repair_prompt_names_the_path_and_the_allowed_values() -> None:
+    schema = {"type": "object", "properties": {"kind": {"enum": ["hero", "faq"]}, "n": {"type": "integer",
+              "multipleOf": 7}}, "required": ["kind", "n"]}
+    primary = ScriptedProvider("a", [result('{"kind": "intro", "n": 5}'), result('{"kind": "faq", "n": 14}')])
+    response = await gateway(primary).generate(request(response_schema=schema))
+    assert response.json == {"kind": "faq", "n": 14}
+    prompt = primary.calls[1].messages[-1].content
+    assert '$.kind: must be one of "hero", "faq" (got "intro")' in prompt
+    assert "$.n: must be a multiple of 7 (got 5)" in prompt

@@ -38,3 +38,20 @@ async def test_a_mock_generate_is_counted_with_its_route_and_tokens() -> None:
            ("outcome", "ok"), ("provider", "mock"), ("role", "strategist"), ("task", "outline"))
     assert samples[("pdp_requests_total", key)] == 1
     assert samples[("pdp_llm_tokens_total", (("direction", "out"), ("model", "qwen2.5:14b"), ("provider", "mock")))] > 0
+
+
+async def test_unreported_usage_is_counted_as_unreported_not_as_zero_tokens() -> None:
+    metrics = LLMMetrics()
+    config = make_config(
+        providers={"quiet": {"class": "tests.llm_gateway._support:ReplyProvider", "report_usage": False}},
+        llm_routing={"default": {"provider": "quiet", "model": "m"}},
+    )
+    async with AsgiClient(create_app(config, metrics=metrics)) as client:
+        reply = await client.post("/api/v1/llm/generate", json={
+            "role": "brand", "task": "profile", "messages": [{"role": "user", "content": "Hi."}]})
+        assert reply.status == 200 and reply.json()["usage"] == {"input_tokens": None, "output_tokens": None}
+    samples = _samples(metrics.render())
+    for direction in ("in", "out"):
+        labels = (("direction", direction), ("model", "m"), ("provider", "quiet"))
+        assert samples[("pdp_llm_usage_unreported_total", labels)] == 1
+        assert ("pdp_llm_tokens_total", labels) not in samples

@@ -238,3 +238,62 @@ async def test_health_lists_models(openai: OpenAIProvider, upstream: aioresponse
     upstream.get(f"{BASE}/v1/models", status=401, body=fixture("openai", "error_401_invalid_api_key.json"))
     with pytest.raises(UpstreamUnauthorized):
         await openai.health(deadline=in_seconds(5))
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/v1",
+                                      "http://127.0.0.1:8080/v1/"])
+async def test_base_url_with_or_without_v1_reaches_the_same_paths(upstream: aioresponses, base_url: str) -> None:
+    # Before: `.../v1` (as SDK users and every local server's docs write it) became /v1/v1/chat/completions.
+    provider = OpenAIProvider("local", OpenAISettings(base_url=base_url, key_required=False))
+    await provider.start()
+    try:
+        upstream.post("http://127.0.0.1:8080/v1/chat/completions", body=fixture("openai", "chat_completion.json"))
+        upstream.get("http://127.0.0.1:8080/v1/models", body=fixture("openai", "models.json"))
+        await provider.generate(make_call(), deadline=in_seconds(5))
+        await provider.health(deadline=in_seconds(5))
+    finally:
+        await provider.close()
+    assert provider.api_url == "http://127.0.0.1:8080/v1"
+
+
+async def test_health_says_when_the_base_url_answers_404(upstream: aioresponses) -> None:
+    provider = OpenAIProvider("local", OpenAISettings(base_url="http://127.0.0.1:8080/api", key_required=False))
+    await provider.start()
+    try:
+        upstream.get("http://127.0.0.1:8080/api/v1/models", status=404, body=b'{"detail": "Not Found"}')
+        with pytest.raises(UpstreamRejected) as caught:
+            await provider.health(deadline=in_seconds(5))
+    finally:
+        await provider.close()
+    assert "GET http://127.0.0.1:8080/api/v1/models answered 404" in caught.value.message
+    assert "base_url should be the server's root or its /v1 URL" in caught.value.message
+    assert caught.value.details["reason"] == "wrong_base_url"
+
+
+async def test_json_object_schema_sends_the_schema_inside_json_object(upstream: aioresponses) -> None:
+    settings = OpenAISettings(
+        base_url="http://127.0.0.1:8000", key_required=False, structured_output="json_object_schema"
+    )
+    provider = OpenAIProvider("llama-cpp-python", settings)
+    await provider.start()
+    try:
+        upstream.post("http://127.0.0.1:8000/v1/chat/completions", body=fixture("openai", "chat_completion.json"))
+        await provider.generate(make_call(response_schema=SCHEMA), deadline=in_seconds(5))
+    finally:
+        await provider.close()
+    body, _ = sent(upstream, "POST", "http://127.0.0.1:8000/v1/chat/completions")
+    assert body["response_format"] == {"type": "json_object", "schema": SCHEMA}
+
+
+async def test_usage_the_server_did_not_send_is_unknown_not_zero(
+    openai: OpenAIProvider, upstream: aioresponses
+) -> None:
+    completion = msgspec.json.decode(fixture("openai", "chat_completion.json"))
+    del completion["usage"]
+    upstream.post(URL, body=msgspec.json.encode(completion))
+    result = await openai.generate(make_call(), deadline=in_seconds(5))
+    assert (result.input_tokens, result.output_tokens) == (None, None)
+    frames = [f for f in fixture("openai", "chat_stream.txt").split(b"\n\n") if f and b'"usage"' not in f]
+    upstream.post(URL, body=b"\n\n".join(frames) + b"\n\n", content_type="text/event-stream")
+    final = (await collect(openai))[-1]
+    assert isinstance(final, ProviderResult) and (final.input_tokens, final.output_tokens) == (None, None)

@@ -1,0 +1,56 @@
+"""Sending a stream to a client within the call's deadline.
+
+A client that stops reading makes every write wait (its socket buffers are full), and the generation
+behind the stream holds its provider's limiter slot (and maybe the breaker's half-open probe) meanwhile.
+So each write may wait only until the deadline: then the stream is cut, the connection closed, and the
+generation closed at the piece it had reached, which frees the slot and tells the breaker nothing (see
+`guards.py`). A write that does not have to wait goes through even after the deadline, so the error event
+of a call that timed out still reaches a client that reads. A client that goes away is noticed by Starlette,
+which cancels the stream; the generation is closed the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+
+import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Message, Send
+
+from service_common.sse import SSE_HEADERS
+
+__all__ = ["DeadlineStream"]
+
+
+class DeadlineStream(StreamingResponse):
+    """A `text/event-stream` response whose writes end at `deadline` (a `loop.time()`); `on_cut()` runs when one did.
+
+    `frames` is closed when the response ends, however it ends (its `finally` blocks release what it holds).
+    """
+
+    def __init__(
+        self, frames: AsyncGenerator[bytes, None], *, deadline: float, on_cut: Callable[[], None]
+    ) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._frames = frames
+        self._deadline = deadline
+        self._on_cut = on_cut
+
+    async def stream_response(self, send: Send) -> None:
+        deadline = self._deadline
+
+        async def bounded(message: Message) -> None:
+            # Only a client that does not read makes a write wait; that wait ends at the deadline.
+            async with asyncio.timeout_at(deadline):
+                await send(message)
+
+        try:
+            await super().stream_response(bounded)
+        except TimeoutError:
+            # Returning without finishing the response makes the server close the connection.
+            self._on_cut()
+        finally:
+            # Shielded: when the client went away this task is being cancelled, and the close must still run.
+            with anyio.CancelScope(shield=True):
+                await self._frames.aclose()
