@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import msgspec
 
 from service_common.sse import sse_event
+from shared_contracts.errors import NotFound
 from shared_contracts.flows import RunDocument, RunEventType, RunFinishedEvent, StepEvent, StepRecord
 
 from .store import RunStore
@@ -106,4 +107,7 @@ async def run_event_stream(
             except TimeoutError:
                 yield _KEEP_ALIVE
             changed.clear()
-            doc = await store.get(run_id)
+            try:
+                doc = await store.get(run_id)
+            except NotFound:
+                return  # removed while followed: nothing more will happen to it

@@ -91,6 +91,8 @@ class RunRunner:
         # A step's own call may end at the run's deadline too, a moment before the run: either way it is named.
         doc.failed_step = doc.failed_step or next((r for r, s in doc.steps.items() if s.status == "failed"), None)
         doc.finished_at = doc.finished_at or datetime.now(UTC)
+        if doc.duration_ms is None:
+            doc.duration_ms = round((doc.finished_at - doc.started_at).total_seconds() * 1000, 1)
         await self.save(doc)
 
     def start(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> None:

@@ -116,7 +116,7 @@ async def test_with_on_restart_fail_the_run_ends_failed_and_says_why(
     assert [doc["steps"][r]["status"] for r in doc["steps"]] == [
         "succeeded", "succeeded", "succeeded", "failed", "skipped", "skipped"
     ]
-    assert doc["finished_at"] is not None
+    assert doc["finished_at"] is not None and doc["duration_ms"] >= 0
 
 
 async def test_a_run_whose_deadline_passed_while_down_ends_failed(
