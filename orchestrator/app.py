@@ -38,7 +38,7 @@ __all__ = ["CONSOLE_OPEN_PATHS", "AppState", "create_app"]
 # Answered without a key even when keys are on: the key form needs its script and style, and the
 # session endpoint checks the key itself.
 CONSOLE_OPEN_PATHS = (
-    "/static/console.css", "/static/console.js", "/static/favicon.svg", "/api/v1/console/session",
+    "/static/console.css", "/static/console.js", "/static/favicon.svg", "/api/v1/console/session", "/docs",
 )
 
 
@@ -85,11 +85,13 @@ def create_app(
             ConsoleAuthMiddleware, sessions=sessions, hashes=hashes,
             open_paths=[*config.auth.open_paths, *CONSOLE_OPEN_PATHS], login_page=login_page,
         ))
+    document = orchestrator_openapi(FLOW_NAME, auth=bool(hashes))
     app = Starlette(
-        routes=[*API_ROUTES, *PAGE_ROUTES, openapi_route(orchestrator_openapi(FLOW_NAME, auth=bool(hashes)))],
+        routes=[*API_ROUTES, *PAGE_ROUTES, openapi_route(document)],
         middleware=middleware,
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )
+    app.state.openapi = document  # `/docs` renders it for people
     instrument(app, flow_metrics)
     return app

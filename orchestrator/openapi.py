@@ -61,6 +61,8 @@ def _operations(flow: str) -> list[Operation]:
                   description="`<run_id>/index.html`, `console.css`, `images/…`, `run.json`."),
         Operation("GET", "/compare", "Two runs side by side", response_schema=_HTML, media_type="text/html",
                   errors=(400, 404), query=(_COMPARE,), tags=("pages",), description=_PAGE),
+        Operation("GET", "/docs", "This API, as a page for people", response_schema=_HTML, media_type="text/html",
+                  tags=("pages",), secured=False),
         Operation("GET", "/static/console.css", "The console's style sheet", response_schema=_HTML,
                   media_type="text/css", tags=("pages",), secured=False),
         Operation("GET", "/static/console.js", "The console's script", response_schema=_HTML,

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from orchestrator.pages.views import PageView, RunView, page_view, run_view
+from orchestrator.pages.views import PageView, RunView, page_view, pretty_json, run_view
 from orchestrator.runs.images import run_image_url
 from shared_contracts.flows import Product, RunDocument, RunImage
 
@@ -117,6 +117,40 @@ class PageRenderer:
         """The key form a browser gets instead of a page when API keys are on and it has no session."""
         return self._render("login.html", next_path=next_path, static="/static/")
 
+    def api_docs(self, document: Mapping[str, Any]) -> str:
+        """`GET /docs`: the OpenAPI document as a page people read (no script, nothing from outside)."""
+        operations = []
+        for path, methods in document["paths"].items():
+            for method, op in methods.items():
+                body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                operations.append({
+                    "anchor": op["operationId"], "method": method.upper(), "path": path, "summary": op["summary"],
+                    "description": op.get("description"), "secured": bool(op.get("security")),
+                    "parameters": [{"name": p["name"], "where": p["in"], "description": p.get("description", "")}
+                                   for p in op.get("parameters", [])],
+                    "request": _schema_name(body),
+                    "responses": [_response(status, answer) for status, answer in op["responses"].items()],
+                })
+        schemas = sorted(document["components"]["schemas"].items())
+        return self._render(
+            "api.html", info=document["info"], version=document["openapi"], operations=operations,
+            secured=any(op["secured"] for op in operations), static="/static/",
+            schemas=[(name, pretty_json(schema)) for name, schema in schemas],
+        )
+
     def error(self, status: int, title: str, message: str) -> str:
         """An error page for browsers (programs get the JSON envelope)."""
         return self._render("error.html", status=status, title=title, message=message, static="/static/")
+
+
+def _schema_name(schema: Mapping[str, Any]) -> str | None:
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def _response(status: str, answer: Mapping[str, Any]) -> dict[str, Any]:
+    content = answer.get("content", {})
+    media_type = next(iter(content), None)
+    schema = content[media_type].get("schema", {}) if media_type else {}
+    return {"status": status, "description": answer.get("description", ""), "media_type": media_type,
+            "schema": _schema_name(schema)}

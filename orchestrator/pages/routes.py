@@ -163,6 +163,11 @@ async def export(request: Request) -> Response:
     )
 
 
+async def api_docs(request: Request) -> Response:
+    """`GET /docs`: the API, for people (`/openapi.json` for programs)."""
+    return html(app_state(request)["pages"].api_docs(request.app.state.openapi))
+
+
 def _static(name: str) -> Handler:
     async def endpoint(request: Request) -> Response:
         served = app_state(request)["pages"].static[name]
@@ -204,6 +209,7 @@ PAGE_ROUTES = [
     Route("/runs/{run_id}/images/{image_id}", run_image, methods=["GET"]),
     Route("/runs/{run_id}/export", export, methods=["GET"]),
     Route("/compare", compare, methods=["GET"]),
+    Route("/docs", api_docs, methods=["GET"]),
     Route("/static/console.css", _static("console.css"), methods=["GET"]),
     Route("/static/console.js", _static("console.js"), methods=["GET"]),
     Route("/static/favicon.svg", _static("favicon.svg"), methods=["GET"]),

@@ -54,7 +54,7 @@ async def test_a_browser_without_a_session_gets_the_key_form(service: str) -> No
         assert 'id="login-form" method="post" action="/api/v1/console/session"' in page
         assert 'type="password"' in page and "content-security-policy" in headers
         # What the form needs loads without a key; everything else does not.
-        for path in ("/static/console.js", "/static/console.css", "/static/favicon.svg"):
+        for path in ("/static/console.js", "/static/console.css", "/static/favicon.svg", "/docs"):
             assert (await call(session, "GET", service + path))[0] == 200
         status, body, headers = await call(session, "GET", service + "/")
         assert status == 401 and '"unauthorized"' in body and headers["www-authenticate"].startswith("Bearer")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections.abc import AsyncIterator
@@ -165,6 +166,18 @@ async def test_the_export_is_a_folder_that_needs_no_server(service: str) -> None
     assert "<script" not in index
     assert not re.search(r'(?:src|href)="(?:/|https?:)', index)  # nothing that needs a server
     assert archive.read(f"{folder}/images/{image['sha256']}.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_the_api_page_lists_every_operation(service: str) -> None:
+    status, page, headers = await get(service + "/docs", headers=HTML)
+    assert status == 200
+    assert_html(headers)
+    _, raw, _ = await get(service + "/openapi.json")
+    document = json.loads(raw)
+    for path, methods in document["paths"].items():
+        for method in methods:
+            assert f"<code>{method.upper()} {_escaped(path)}</code>" in page, (method, path)
+    assert 'id="schema-RunDocument"' in page and "<script" not in page.replace('<script src="/static/console.js"', "")
 
 
 async def test_static_files_are_served_with_validators(service: str) -> None:
