@@ -60,9 +60,13 @@ class EdgeStats:
     refused: Counter[str] = field(default_factory=Counter)
 
     def report(self) -> None:
-        """Log what was refused since the last call (one line), then start counting afresh."""
+        """Log what was refused since the last call (one line), then start counting afresh.
+
+        Idle connections closed alone (a browser's preconnect that never sent a request) are routine: debug.
+        """
         if self.refused:
-            _log.warning("requests_refused_at_edge", **dict(self.refused))
+            routine = self.refused.keys() == {"idle_timeout"}
+            (_log.debug if routine else _log.warning)("requests_refused_at_edge", **dict(self.refused))
             self.refused.clear()
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
+import structlog
+import structlog.testing
 import uvicorn
 from uvicorn.server import ServerState
 
@@ -210,3 +212,19 @@ async def test_connections_past_the_cap_are_closed_at_once() -> None:
 def test_each_server_gets_its_own_class(limits: EdgeLimits) -> None:
     first, second = guarded_protocol(limits, EdgeStats()), guarded_protocol(limits, EdgeStats())
     assert first is not second and first.stats is not second.stats and first.limits is limits
+
+
+def test_refusals_are_reported_once_then_counted_afresh() -> None:
+    stats = EdgeStats()
+    stats.refused["request_timeout"] += 3
+    stats.refused["idle_timeout"] += 1
+    with structlog.testing.capture_logs() as logs:
+        stats.report()
+        stats.report()  # nothing new: no line
+        stats.refused["idle_timeout"] += 2
+        stats.report()  # idle connections closed alone are routine
+    assert logs == [
+        {"event": "requests_refused_at_edge", "log_level": "warning", "request_timeout": 3, "idle_timeout": 1,
+         "component": "http_edge"},
+        {"event": "requests_refused_at_edge", "log_level": "debug", "idle_timeout": 2, "component": "http_edge"},
+    ]
