@@ -16,8 +16,9 @@ from collections.abc import AsyncGenerator, Callable
 
 import anyio
 from starlette.responses import StreamingResponse
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from service_common.protocol import end_unfinished_response
 from service_common.sse import SSE_HEADERS
 
 __all__ = ["DeadlineStream"]
@@ -36,6 +37,11 @@ class DeadlineStream(StreamingResponse):
         self._frames = frames
         self._deadline = deadline
         self._on_cut = on_cut
+        self._scope: Scope = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._scope = scope
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
         deadline = self._deadline
@@ -48,7 +54,8 @@ class DeadlineStream(StreamingResponse):
         try:
             await super().stream_response(bounded)
         except TimeoutError:
-            # Returning without finishing the response makes the server close the connection.
+            # The connection is closed without the rest; our log line (on_cut) is the only one about it.
+            end_unfinished_response(self._scope)
             self._on_cut()
         finally:
             # Shielded: when the client went away this task is being cancelled, and the close must still run.

@@ -16,6 +16,7 @@ from referencing.exceptions import Unresolvable
 from shared_contracts.errors import InvalidOutput, InvalidRequest
 
 from .patterns import bounded_pattern_keyword
+from .schema_bounds import check_schema_bounds
 
 __all__ = ["OutputSchema", "SchemaCache", "repair_prompt"]
 
@@ -139,6 +140,8 @@ class OutputSchema:
                 details={"path": "$.response_schema", "schema_path": "/".join(map(str, exc.path))},
             ) from exc
         _check_refs(schema)
+        # Before compiling: a schema jsonschema could not check in bounded time is the client's error (400).
+        check_schema_bounds(schema)
         # jsonschema's `extend` has no annotations; it returns a validator class like `cls`.
         bounded = jsonschema.validators.extend(cls, {"pattern": bounded_pattern_keyword})  # type: ignore[no-untyped-call]
         self._validator: Validator = bounded(schema, registry=_NO_RETRIEVAL)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import http
 import math
+import weakref
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,13 +35,15 @@ from uvicorn.server import ServerState
 
 from shared_contracts.errors import ErrorEnvelope, GatewayError, HeadersTooLarge, RequestTimeout
 
-__all__ = ["EdgeLimits", "EdgeStats", "GuardedHttpToolsProtocol", "guarded_protocol"]
+__all__ = ["EdgeLimits", "EdgeStats", "GuardedHttpToolsProtocol", "end_unfinished_response", "guarded_protocol"]
 
 # Each chunk of a chunked body brings a size line ("1000\r\n", maybe extensions) and a CRLF: framing, not
 # header bytes. This much per chunk is allowed before framing counts against the trailer budget.
 _CHUNK_FRAMING = 64
 
 _log = structlog.get_logger(component="http_edge")
+# Where a request's scope keeps a weak reference to uvicorn's cycle answering it (see end_unfinished_response).
+_CYCLE = "edge.cycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._allowance = 2 * limits.max_header_bytes
         self.deadline = self.loop.time() + limits.body_timeout_s
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not None:
+            self.scope.setdefault("state", {})[_CYCLE] = weakref.ref(self.cycle)
 
     def _head_size(self) -> int:
         # Request target and header lines as parsed ("name: value" and CRLF); method and version left out.
@@ -246,6 +252,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if writable:
             self.transport.write(refusal.response)
         self.transport.close()
+
+
+def end_unfinished_response(scope: Mapping[str, Any]) -> None:
+    """Close the connection of a response the app gives up on (a stream cut at its deadline), quietly.
+
+    uvicorn logs `ASGI callable returned without completing response` at ERROR for an app that returns
+    mid-response, though the app already logged why (`stream_cut`). Marked as disconnected, the cycle drops
+    later writes and reports nothing; the connection is closed as uvicorn would have. Outside this protocol
+    (another server, a test client) nothing happens here and the server does what it does.
+    """
+    state = scope.get("state")
+    ref = state.get(_CYCLE) if isinstance(state, Mapping) else None
+    cycle = ref() if isinstance(ref, weakref.ref) else None
+    if cycle is None or cycle.response_complete:
+        return
+    cycle.disconnected = True
+    cycle.transport.close()
 
 
 def guarded_protocol(limits: EdgeLimits, stats: EdgeStats) -> type[GuardedHttpToolsProtocol]:

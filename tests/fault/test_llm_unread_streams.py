@@ -113,6 +113,9 @@ async def test_an_unread_stream_is_cut_at_the_deadline_and_frees_its_slot(tmp_pa
         assert (await generate(child))[0] == 200
         breaker = (await guard_of(child))["breaker"]
         assert breaker["state"] == "closed" and breaker["consecutive_failures"] == 0
+        # Issue 15: the cut is reported once, by the gateway; uvicorn no longer adds an ERROR line about it.
+        assert "without completing response" not in child.log()
+        assert child.log().count('"outcome":"stream_cut"') == 1
 
 
 async def test_an_unread_half_open_probe_does_not_keep_the_breaker_from_closing(tmp_path: Path) -> None:

@@ -63,9 +63,9 @@ def test_a_reference_outside_the_schema_is_refused_before_any_fetch(
 
 def test_an_unresolvable_reference_is_a_400_and_fetches_nothing(no_urlopen: list[Any]) -> None:
     schema = {"$id": "http://127.0.0.1:9/root.json", **_object({"$ref": "#/$defs/missing"})}
-    checked = OutputSchema(schema)
+    # Refused up front (issue 15), before any model is asked: before, only the answer's check found it.
     with pytest.raises(InvalidRequest, match="does not resolve"):
-        checked.parse('{"a": 1}')
+        OutputSchema(schema)
     assert no_urlopen == []
 
 
@@ -210,7 +210,6 @@ def test_schemas_with_no_finite_document_are_refused_not_recursed(schema: dict[s
 @pytest.mark.parametrize(
     "schema",
     [
-        _object({"anyOf": [{"type": "string", "minLength": 2}, {"$ref": "#/properties/a"}]}),
         HUGE_MULTIPLE,
         {**_object({"$ref": "#foo"}), "$defs": {"x": {"$anchor": "foo", "type": "integer", "minimum": 3}}},
         _object({"type": "number", "multipleOf": 0.1, "exclusiveMinimum": 0, "maximum": 1}),
@@ -302,3 +301,60 @@ def test_any_schema_gets_a_valid_answer_or_a_400_never_a_crash_or_a_422(schema: 
         assert refusal.details["path"] == "$.response_schema"
         return
     checked.parse(text)  # InvalidOutput here would be a 422 no live model following the schema gives
+
+
+# Issue 15 (carried over): the gateway's own check of live answers, refused up front in every mode.
+
+
+def _multiplying(copies: int) -> dict[str, Any]:
+    """A definition whose child applies it `copies` times: copies**depth checks for a deep answer."""
+    part = {"properties": {"x": {"$ref": "#/$defs/a"}}}
+    return {**_object({"$ref": "#/$defs/a"}), "$defs": {"a": {"allOf": [part] * copies}}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "limit"),
+    [
+        (_doubling_chain(16), {"limit": 256}),
+        (_multiplying(20), {"limit": 256}),
+        ({"type": "object", "allOf": [{"$ref": "#"}]}, {"reason": "cycle"}),
+        (SELF_ANYOF_ROOT, {"reason": "cycle"}),
+        (SELF_ANYOF_PROPERTY, {"reason": "cycle"}),
+        (_object({"anyOf": [{"type": "string", "minLength": 2}, {"$ref": "#/properties/a"}]}), {"reason": "cycle"}),
+    ],
+)
+def test_the_gateway_refuses_schemas_it_could_not_check_in_bounded_time(
+    schema: dict[str, Any], limit: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        OutputSchema(schema)
+    assert caught.value.details == {"path": "$.response_schema", **limit}
+    assert "limit" in caught.value.message or "never end" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        SELF_REQUIRED,  # recursion through nesting is bounded by the answer's own depth
+        _multiplying(1),
+        {**_object({"$ref": "#/$defs/tree"}), "$defs": {"tree": {"type": "object", "properties": {
+            "left": {"$ref": "#/$defs/tree"}, "right": {"$ref": "#/$defs/tree"}}}}},
+    ],
+)
+def test_recursive_schemas_that_check_in_bounded_time_are_accepted(schema: dict[str, Any]) -> None:
+    OutputSchema(schema)
+
+
+async def test_a_schema_bomb_is_a_400_in_live_mode_before_any_provider_call() -> None:
+    config = parse_gateway_config({
+        "mode": "live",
+        "providers": {"scripted": {"class": "tests.llm_gateway._support:ReplyProvider", "replies": ['{"a": "x"}']}},
+        "llm_routing": {"default": {"provider": "scripted", "model": "m"}},
+    })
+    app = create_app(config)
+    async with AsgiClient(app) as client:
+        reply = await client.post(GENERATE, json={**BODY, "response_schema": _doubling_chain(16)})
+    assert reply.status == 400
+    assert reply.json()["error"]["details"]["limit"] == 256
+    provider = app.state.gateway.providers["scripted"]
+    assert provider.calls == []
