@@ -39,6 +39,7 @@ from shared_contracts.llm import (
 )
 
 from .attempts import attempt_budget, attempt_timeout, done, failed, moves_on, pending, timed_out
+from .features import check_tool_use, needed_features, targets_able
 from .guards import ProviderGuard, ProviderStatus
 from .limits import RequestLimits, check_request
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
@@ -80,6 +81,9 @@ class Plan:
             role=request.role,
             task=request.task,
             payload=request.payload,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            parallel_tool_calls=request.parallel_tool_calls,
         )
 
     def timed_out(self, attempts: list[Attempt]) -> GatewayError:
@@ -172,7 +176,7 @@ class Gateway:
         check_request(request, self.limits)
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
-        route = self.router.resolve(request.role, request.task, request.quality)
+        route = self._able(self.router.resolve(request.role, request.task, request.quality), request)
         if mode == "mock":
             primary = route.targets[0]
             targets: tuple[tuple[Target, Provider], ...] = (
@@ -184,6 +188,17 @@ class Gateway:
         return Plan(
             request, mode, route, targets, schema, budget, route.retry or self.retry, route.attempt_timeout(mode)
         )
+
+    def _able(self, route: ResolvedRoute, request: GenerateRequest) -> ResolvedRoute:
+        """`route` with only the targets that can honour the request's tools/logprobs/logit_bias (else a 400)."""
+        check_tool_use(request)
+        needs = needed_features(request)
+        if not needs:
+            return route
+        judge = [self.providers[t.provider] for t in route.targets]
+        kept = targets_able([(t, p) for t, p in zip(route.targets, judge, strict=True)], needs, judge=judge,
+                            route=route.name)
+        return dataclasses.replace(route, targets=tuple(t for t, _ in kept))
 
     async def generate(
         self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
@@ -296,7 +311,8 @@ class Gateway:
     ) -> GenerateResponse:
         doc: dict[str, Any] | None = None
         input_tokens, output_tokens = result.input_tokens, result.output_tokens
-        if plan.schema is not None:
+        # An answer that calls tools is the calls: the schema is for the text answer that comes after them.
+        if plan.schema is not None and not result.tool_calls:
             try:
                 doc = plan.schema.parse(result.text)
             except InvalidOutput as first:
@@ -333,6 +349,8 @@ class Gateway:
             usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
             latency_ms=round((perf_counter() - started) * 1000, 3),
             attempts=attempts,
+            tool_calls=result.tool_calls,
+            logprobs=result.logprobs,
         )
 
     def stream(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._base import Inbound, Outbound
+from .tools import TokenLogprob, Tool, ToolCall, ToolChoice
 
 __all__ = [
     "Attempt",
@@ -25,10 +26,14 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class Message(Inbound):
-    """One chat turn."""
+    """One chat turn. An assistant turn may carry the `tool_calls` it made; a `tool` turn is one call's result."""
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] | None = None
+    # A `tool` message: the id of the call it answers (required there), and the tool's name (optional).
+    tool_call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class GenerateOptions(Inbound):
@@ -39,6 +44,11 @@ class GenerateOptions(Inbound):
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     seed: int | None = None
     stop: Annotated[list[str], msgspec.Meta(max_length=8)] | None = None
+    # Log-probabilities of the answer's tokens (and the `top_logprobs` likeliest at each place), where the
+    # route's provider reports them; `logit_bias` (token id -> -100..100) where it takes one. Else a 400.
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[int, msgspec.Meta(ge=-100, le=100)]] | None = None
 
 
 class GenerateRequest(Inbound):
@@ -52,6 +62,9 @@ class GenerateRequest(Inbound):
     options: GenerateOptions | None = None
     quality: NonEmpty | None = None
     metadata: dict[str, str] = {}
+    tools: Annotated[list[Tool], msgspec.Meta(max_length=128)] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class Usage(Outbound):
@@ -89,6 +102,10 @@ class GenerateResponse(Outbound):
     usage: Usage
     latency_ms: float
     attempts: list[Attempt]
+    # The tools the model called (then `finish_reason` is `tool_calls`); empty when it answered in text.
+    tool_calls: list[ToolCall] = []
+    # Per token of `text`, when the request asked for `options.logprobs`; else null.
+    logprobs: list[TokenLogprob] | None = None
 
 
 class StreamDelta(Outbound):

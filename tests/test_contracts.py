@@ -43,14 +43,15 @@ def fields(cls: type[msgspec.Struct]) -> set[str]:
 
 def test_generate_request_fields() -> None:
     assert fields(GenerateRequest) == {"role", "task", "messages", "payload", "response_schema", "options", "quality",
-                                       "metadata"}
-    assert fields(llm.GenerateOptions) == {"temperature", "max_tokens", "top_p", "seed", "stop"}
-    assert fields(llm.Message) == {"role", "content"}
+                                       "metadata", "tools", "tool_choice", "parallel_tool_calls"}
+    assert fields(llm.GenerateOptions) == {"temperature", "max_tokens", "top_p", "seed", "stop", "logprobs",
+                                           "top_logprobs", "logit_bias"}
+    assert fields(llm.Message) == {"role", "content", "tool_calls", "tool_call_id", "name"}
 
 
 def test_generate_response_fields_are_always_present() -> None:
     assert fields(GenerateResponse) == {"id", "role", "task", "mode", "provider", "model", "text", "json",
-                                        "finish_reason", "usage", "latency_ms", "attempts"}
+                                        "finish_reason", "usage", "latency_ms", "attempts", "tool_calls", "logprobs"}
     assert fields(Usage) == {"input_tokens", "output_tokens"}
     assert fields(Attempt) == {"provider", "model", "outcome", "latency_ms", "error_code"}
     response = GenerateResponse(
@@ -69,6 +70,7 @@ def test_generate_response_fields_are_always_present() -> None:
     )
     decoded = msgspec.json.decode(msgspec.json.encode(response))
     assert decoded["json"] is None and decoded["attempts"][0]["error_code"] is None
+    assert decoded["tool_calls"] == [] and decoded["logprobs"] is None
 
 
 def test_requests_reject_unknown_fields_by_name() -> None:

@@ -10,14 +10,30 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
 from service_common.providers import ProviderSettings
+from shared_contracts.errors import InvalidRequest
 from shared_contracts.llm import GenerateOptions, Message
+from shared_contracts.tools import TokenLogprob, Tool, ToolCall, ToolChoice
 
-__all__ = ["Delta", "Provider", "ProviderCall", "ProviderResult", "ProviderSettings"]
+__all__ = [
+    "FEATURES",
+    "Delta",
+    "EmbedCall",
+    "EmbedResult",
+    "Feature",
+    "Provider",
+    "ProviderCall",
+    "ProviderResult",
+    "ProviderSettings",
+]
+
+Feature = Literal["tools", "logprobs", "logit_bias", "embeddings"]
+"""What a provider may or may not do; a request that needs one is routed only to providers that have it."""
+FEATURES: frozenset[Feature] = frozenset({"tools", "logprobs", "logit_bias", "embeddings"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +50,43 @@ class ProviderCall:
     role: str = ""
     task: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+    # Tools the model may call, and how (see shared_contracts.tools); None = no tools.
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class ProviderResult(msgspec.Struct, kw_only=True):
-    """A provider's normalised answer; a token count the upstream did not report is None, never 0."""
+    """A provider's normalised answer; a token count the upstream did not report is None, never 0.
+
+    An answer that calls tools has them in `tool_calls` and `finish_reason` `tool_calls`.
+    """
 
     text: str
     finish_reason: str
     input_tokens: int | None
     output_tokens: int | None
+    tool_calls: list[ToolCall] = []
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedCall:
+    """One embedding call: the texts in order, and fewer `dimensions` than the model's when asked."""
+
+    model: str
+    texts: list[str]
+    dimensions: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    role: str = ""
+    task: str = ""
+
+
+class EmbedResult(msgspec.Struct, kw_only=True):
+    """One vector per text, in order; `input_tokens` None when the upstream did not report it."""
+
+    vectors: list[list[float]]
+    input_tokens: int | None
 
 
 class Delta(msgspec.Struct):
@@ -61,6 +105,8 @@ class Provider(abc.ABC):
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     # `live` providers talk to a real upstream; the `mock` one answers from fixtures and schemas.
     kind: ClassVar[str] = "live"
+    # What this provider can do beyond plain generation (see Feature); the gateway routes by it.
+    features: ClassVar[frozenset[Feature]] = frozenset()
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name
@@ -85,3 +131,7 @@ class Provider(abc.ABC):
 
     async def health(self, *, deadline: float) -> None:
         """Return when the upstream answers; raise a GatewayError otherwise."""
+
+    async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        """One vector per text; providers with the `embeddings` feature override it."""
+        raise InvalidRequest(f"{self.name} does not make embeddings", details={"provider": self.name})

@@ -40,7 +40,7 @@ async def test_mock_and_live_have_the_same_shape(schema: dict[str, Any] | None) 
     assert shape(answers["mock"]) == shape(answers["live"])
     assert answers["mock"]["mode"] == "mock" and answers["live"]["mode"] == "live"
     assert set(answers["live"]) == {"id", "role", "task", "mode", "provider", "model", "text", "json",
-                                    "finish_reason", "usage", "latency_ms", "attempts"}
+                                    "finish_reason", "usage", "latency_ms", "attempts", "tool_calls", "logprobs"}
 
 
 @pytest.mark.parametrize("role", ROLES)

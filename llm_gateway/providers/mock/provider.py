@@ -18,11 +18,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ..base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from ..base import FEATURES, Delta, EmbedCall, EmbedResult, Provider, ProviderCall, ProviderResult, ProviderSettings
 from .check import DocumentCheck
 from .prose import Prose
 from .synth import synthesize
 from .tokens import count_tokens, end_text
+from .tools import mock_tool_calls
+from .vectors import mock_logprobs, unit_vector
 
 __all__ = ["MockProvider", "MockSettings", "estimate_tokens"]
 
@@ -38,6 +40,8 @@ class MockSettings(ProviderSettings, frozen=True):
     delay_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 0.0
     # Words per streamed delta, so a mock stream has several events like a live one.
     stream_words: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
+    # Length of the mock's embeddings when the request names no `dimensions`.
+    embedding_dimensions: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 768
 
 
 def estimate_tokens(text: str) -> int:
@@ -63,7 +67,9 @@ class MockProvider(Provider):
     """Deterministic answers in the live response shape; used for every route in mock mode."""
 
     Settings = MockSettings
+    settings: MockSettings
     kind = "mock"
+    features = FEATURES
 
     def __init__(self, name: str, settings: MockSettings) -> None:
         super().__init__(name, settings)
@@ -77,6 +83,40 @@ class MockProvider(Provider):
     def fixtures(self) -> frozenset[str]:
         """The `role.task` names that have a fixture."""
         return frozenset(self._fixtures)
+
+    def _reply(self, call: ProviderCall) -> ProviderResult:
+        """The tool calls (see tools.py) or the ended text `call` is answered with."""
+        if call.tools:
+            rng, prose = self._context(call)
+            calls = mock_tool_calls(call, prose=prose, rng=rng, check=self._check)
+            if calls:
+                prompt = sum(len(m.content) for m in call.messages)
+                return ProviderResult(
+                    text="", finish_reason="tool_calls", input_tokens=max(1, (prompt + 3) // 4),
+                    output_tokens=sum(estimate_tokens(_encoder.encode(c.arguments).decode()) for c in calls),
+                    tool_calls=calls,
+                )
+        result = self._result(call, self.answer(call))
+        if call.options.logprobs:
+            result.logprobs = mock_logprobs(result.text, call.options.top_logprobs or 0)
+        return result
+
+    def _context(self, call: ProviderCall) -> tuple[random.Random, Prose]:
+        seed = hashlib.blake2b(
+            _seed_encoder.encode([call.role, call.task, call.payload, call.tools, call.messages, call.options.seed]),
+            digest_size=8,
+        ).digest()
+        prose = Prose(call.payload, role=call.role, task=call.task, messages=call.messages)
+        return random.Random(int.from_bytes(seed, "big")), prose
+
+    async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        size = call.dimensions or self.settings.embedding_dimensions
+        return EmbedResult(
+            vectors=[unit_vector(text, size) for text in call.texts],
+            input_tokens=sum(estimate_tokens(text) for text in call.texts),
+        )
 
     def answer(self, call: ProviderCall) -> str:
         """The whole text this provider answers `call` with, before `max_tokens` and `stop` end it."""
@@ -110,12 +150,12 @@ class MockProvider(Provider):
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
         if self._delay:
             await asyncio.sleep(self._delay)
-        return self._result(call, self.answer(call))
+        return self._reply(call)
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         if self._delay:
             await asyncio.sleep(self._delay)
-        result = self._result(call, self.answer(call))
+        result = self._reply(call)
         # The deltas are the ended text, so a stream stops where the complete answer does.
         pieces = _PIECE.findall(result.text)
         for start in range(0, len(pieces), self._stream_words):
