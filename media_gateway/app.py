@@ -40,8 +40,10 @@ from shared_contracts.media import ImageRequest, Job, JobEvent
 
 from .config import MediaConfig
 from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
+from .leases import LeaseKeeper, replica_id
 from .metrics import MediaMetrics
-from .openapi import JobStoreHealth, MediaReadiness, ProviderQueue, media_openapi
+from .openapi import InstanceQueue, JobStoreHealth, MediaReadiness, ProviderQueue, media_openapi
+from .pg_jobs import PostgresJobRegistry
 from .providers.base import MediaProvider
 from .service import IMAGES_PATH, MediaService
 from .sqlite_jobs import SqliteJobRegistry
@@ -177,7 +179,8 @@ async def readyz(request: Request) -> Response:
     for name, provider in service.providers.items():
         capacity = provider.capacity()
         queues[name] = ProviderQueue(jobs=held.get(name, 0), max_jobs=capacity.max_jobs if capacity else None,
-                                     websocket=provider.status().get("websocket"))
+                                     websocket=provider.status().get("websocket"),
+                                     instances=await _instance_queues(service, name, provider))
     report = MediaReadiness(status="ready", mode=service.config.mode, providers=queues, store=store,
                             job_store=job_store)
     if problem is None and not store.writable:
@@ -210,8 +213,39 @@ def _queue_depth(runner: JobRunner, providers: Iterable[str]) -> dict[tuple[str,
     return depth
 
 
+async def _instance_queues(
+    service: MediaService, name: str, provider: MediaProvider
+) -> dict[str, InstanceQueue] | None:
+    states = provider.instances()
+    if not states:
+        return None
+    try:
+        bound = await service.slots.held(name)
+    except GatewayError:
+        bound = {}
+    return {
+        instance: InstanceQueue(websocket=str(state.get("websocket")), jobs=bound.get(instance, 0),
+                                max_in_flight=int(state.get("max_in_flight") or 0), queue=int(state.get("queue") or 0))
+        for instance, state in states.items()
+    }
+
+
+def _instance_states(providers: Mapping[str, MediaProvider]) -> dict[tuple[str, ...], float]:
+    states: dict[tuple[str, ...], float] = {}
+    for name, provider in providers.items():
+        for instance, state in provider.instances().items():
+            states[(name, instance, "up")] = 1.0 if state.get("websocket") == "connected" else 0.0
+            states[(name, instance, "queue")] = float(state.get("queue") or 0)
+    return states
+
+
 def _registry(config: MediaConfig) -> JobRegistry:
     jobs = config.jobs
+    if jobs.shared:
+        return PostgresJobRegistry(
+            jobs.url, owner=replica_id(), lease_s=jobs.lease_s, max_jobs=jobs.max_jobs,
+            retention_s=jobs.retention_s, slot_poll_s=jobs.poll_s, pool_size=jobs.pool_size,
+        )
     if jobs.registry == "sqlite":
         return SqliteJobRegistry(jobs.sqlite_file(config.store), max_jobs=jobs.max_jobs, retention_s=jobs.retention_s)
     return MemoryJobRegistry(max_jobs=jobs.max_jobs, retention_s=jobs.retention_s)
@@ -260,8 +294,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        runner = JobRunner(registry, on_final=media_metrics.observe_job)
+        runner = JobRunner(registry, on_final=media_metrics.observe_job, poll_s=config.jobs.poll_s)
         media_metrics.track_queue(lambda: _queue_depth(runner, providers))
+        media_metrics.track_instances(lambda: _instance_states(providers))
         async with contextlib.AsyncExitStack() as stack:
             await registry.open()
             stack.push_async_callback(registry.close)
@@ -273,6 +308,11 @@ def create_app(
             stack.callback(shutdown.attach, None)
             service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
             await service.recover(registry)
+            if registry.shared:
+                leases = LeaseKeeper(registry, runner, service, heartbeat_s=config.jobs.heartbeat_s)
+                leases.start()
+                # Stopped before the runner drains, so nothing is adopted while this replica shuts down.
+                stack.push_async_callback(leases.close)
             shutdown.attach(runner)
             yield {"service": service}
 

@@ -49,12 +49,32 @@ class JobsConfig(Section, frozen=True):
 
     # `sqlite` survives restarts (unfinished jobs are resumed at start-up); `memory` forgets on exit.
     registry: Literal["sqlite", "memory"] = "sqlite"
+    # A PostgreSQL URL (`postgresql://user:pass@host/db`) shares jobs among replicas and replaces `registry`;
+    # empty keeps the local registry above.
+    url: str = ""
+    # With a shared store: a replica owns a job for lease_s and renews it every heartbeat_s (jobs of a replica
+    # that stopped renewing are adopted by another after lease_s); jobs driven elsewhere are re-read every poll_s.
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=600)] = 15.0
+    heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    pool_size: Annotated[int, msgspec.Meta(ge=2, le=100)] = 10
     # The SQLite file; empty means `<store.dir>/jobs.sqlite3`.
     sqlite_path: str = ""
     max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 1000
     retention_s: Seconds = 3600.0
     # On SIGTERM, running jobs get this long to finish before they are ended; queued ones end at once.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("url: only postgresql:// URLs are supported (empty: the local registry)")
+        if self.url and self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("heartbeat_s: must be at most half of lease_s, so one late beat never loses a lease")
+
+    @property
+    def shared(self) -> bool:
+        """Whether jobs live in a database several replicas share."""
+        return bool(self.url)
 
     def sqlite_file(self, store: StoreConfig) -> Path:
         """The SQLite file of the `sqlite` registry."""

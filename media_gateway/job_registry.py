@@ -9,14 +9,16 @@ from __future__ import annotations
 import abc
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
 import msgspec
 
 from shared_contracts.media import Job, JobStatus
 
-__all__ = ["FINAL", "JobRegistry", "JobTicket", "MemoryJobRegistry"]
+from .slots import LocalSlots, SlotLedger
+
+__all__ = ["FINAL", "JobRegistry", "JobTicket", "Lease", "MemoryJobRegistry"]
 
 FINAL: frozenset[JobStatus] = frozenset({"succeeded", "failed", "canceled"})
 
@@ -36,8 +38,19 @@ class JobTicket(msgspec.Struct, kw_only=True, frozen=True):
     # Unix time the job must be finished by (a restart keeps the caller's budget, not a fresh one).
     deadline_at: float
     request_id: str | None = None
-    # The upstream's own id for the work once it accepted it (ComfyUI's prompt_id); None while queued here.
+    # The upstream's own id for the work (ComfyUI's prompt_id), recorded before it is submitted; None while
+    # queued here. `accepted`: the upstream confirmed it took the work (else it may or may not have it).
     upstream_id: str | None = None
+    accepted: bool = True
+    # The upstream instance the work went to (a pool's base URL); None for single-instance providers.
+    instance: str | None = None
+
+
+class Lease(msgspec.Struct, kw_only=True, frozen=True):
+    """A heartbeat's answer: the jobs this replica still owns, and those a client asked to cancel elsewhere."""
+
+    owned: frozenset[str]
+    cancel: frozenset[str]
 
 
 class JobRegistry(abc.ABC):
@@ -50,6 +63,17 @@ class JobRegistry(abc.ABC):
 
     # True when a restarted gateway finds this registry's unfinished jobs again (and resumes them).
     durable: ClassVar[bool] = False
+    # True when several replicas share it: jobs are leased, any replica answers any job, and a dead
+    # replica's jobs are adopted by another (`adopt`, `heartbeat`, `release`, `request_cancel`).
+    shared: ClassVar[bool] = False
+    _local_slots: SlotLedger | None = None
+
+    @property
+    def slots(self) -> SlotLedger:
+        """Where upstream instance slots are counted; this process alone unless the registry is shared."""
+        if self._local_slots is None:
+            self._local_slots = LocalSlots()
+        return self._local_slots
 
     async def open(self) -> None:
         """Acquire resources (a database file). Called once in the app's lifespan."""
@@ -69,11 +93,34 @@ class JobRegistry(abc.ABC):
         """Keep `ticket` with the saved job `job_id` until the job is final."""
 
     async def set_upstream(self, job_id: str, upstream_id: str) -> None:
-        """Record the upstream's id for the job's work."""
+        """Record that the upstream accepted the job's work as `upstream_id`."""
+
+    async def bind(self, job_id: str, *, instance: str | None, upstream_id: str) -> None:
+        """Record, before submitting, where the work goes and the id it is submitted under."""
 
     async def unfinished(self) -> list[tuple[Job, JobTicket | None]]:
         """Jobs left queued or running by an earlier process, oldest first, with their tickets."""
         return []
+
+    async def adopt(self) -> list[tuple[Job, JobTicket | None]]:
+        """Unfinished jobs nobody drives, now owned here: at start-up every unfinished one (one process per
+        file); a shared registry hands out those whose owner's lease ran out."""
+        return await self.unfinished()
+
+    async def heartbeat(self) -> Lease:
+        """Renew this replica's leases (shared registries only)."""
+        return Lease(owned=frozenset(), cancel=frozenset())
+
+    async def release(self, job_ids: Collection[str]) -> None:
+        """Give up the leases of jobs this replica stops driving, so another adopts them at once."""
+
+    async def request_cancel(self, job_id: str) -> bool:
+        """Ask the replica driving `job_id` to cancel it; False when the job is not queued or running."""
+        return False
+
+    async def unfinished_count(self, provider: str) -> int | None:
+        """Jobs queued or running for `provider` across every replica; None when only this process knows."""
+        return None
 
 
 class MemoryJobRegistry(JobRegistry):

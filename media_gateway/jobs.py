@@ -26,9 +26,9 @@ import structlog
 from shared_contracts.errors import Conflict, GatewayError, NotFound, ShuttingDown, StorageError, UpstreamTimeout
 from shared_contracts.media import ImageInfo, Job, JobStatus
 
-from .job_registry import FINAL, JobRegistry, JobTicket, MemoryJobRegistry
+from .job_registry import FINAL, JobRegistry, JobTicket, Lease, MemoryJobRegistry
 
-__all__ = ["FINAL", "JobRegistry", "JobRunner", "JobTicket", "MemoryJobRegistry", "Work"]
+__all__ = ["FINAL", "JobRegistry", "JobRunner", "JobTicket", "Lease", "MemoryJobRegistry", "Work"]
 
 _log = structlog.get_logger(component="jobs")
 
@@ -92,8 +92,13 @@ class JobRunner:
         *,
         on_final: Callable[[Job], None] | None = None,
         save_retry_s: float = 1.0,
+        poll_s: float = 0.5,
+        cancel_wait_s: float = 30.0,
     ) -> None:
         self._registry = registry
+        # Shared registries: how often a job driven by another replica is read again (events, cancel), and
+        # how long a cancel sent to another replica is waited for.
+        self._poll_s, self._cancel_wait_s = poll_s, cancel_wait_s
         self._local: dict[str, _Local] = {}
         self._saves: set[asyncio.Task[None]] = set()
         # Told each job's final snapshot once (e.g. to time it in the metrics).
@@ -107,6 +112,11 @@ class JobRunner:
         # Ids of jobs left to the next process at shutdown (their waiters get `shutting_down`).
         self._handed_over: set[str] = set()
         self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def registry(self) -> JobRegistry:
+        """Where this runner keeps its jobs."""
+        return self._registry
 
     @property
     def draining(self) -> bool:
@@ -143,6 +153,10 @@ class JobRunner:
     def note_upstream(self, job_id: str, upstream_id: str) -> None:
         """Record (in the background) the upstream's id for a job, so a restart resumes it instead of resubmitting."""
         self._background(self._record_upstream(job_id, upstream_id))
+
+    async def bind(self, job_id: str, instance: str | None, upstream_id: str) -> None:
+        """Record where the job's work goes and its id before it is submitted (a refused save fails the job)."""
+        await self._registry.bind(job_id, instance=instance, upstream_id=upstream_id)
 
     def keeps_upstream(self, job_id: str) -> bool:
         """True when the job is being left to the next process: its provider must not release the upstream work."""
@@ -191,7 +205,8 @@ class JobRunner:
         """Every snapshot from now on, ending with the final one (`ShuttingDown` if it is left to the next process)."""
         local = self._local.get(job_id)
         if local is None:
-            yield await self.get(job_id)
+            async for stored in self._follow_stored(job_id):
+                yield stored
             return
         queue: asyncio.Queue[Job | None] = asyncio.Queue()
         local.subscribers.add(queue)
@@ -206,9 +221,31 @@ class JobRunner:
         finally:
             local.subscribers.discard(queue)
 
+    async def _follow_stored(self, job_id: str) -> AsyncIterator[Job]:
+        """Snapshots of a job another replica drives, read every `poll_s` until final (one read otherwise)."""
+        job = await self.get(job_id)
+        yield job
+        while self._registry.shared and job.status not in FINAL:
+            await asyncio.sleep(self._poll_s)
+            if job_id in self._local:  # adopted here meanwhile: follow the live copy
+                async for mine in self.follow(job_id):
+                    if mine != job:
+                        yield mine
+                return
+            fresh = await self.get(job_id)
+            if fresh != job:
+                job = fresh
+                yield job
+
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a queued or running job and return it once its provider has released the work."""
+        """Cancel a queued or running job and return it once its provider has released the work.
+
+        A job another replica drives (shared registry) is cancelled by that replica at its next heartbeat
+        (or by whoever adopts it); this waits for its final snapshot, at most `cancel_wait_s`.
+        """
         local = self._local.get(job_id)
+        if local is None and self._registry.shared:
+            return await self._cancel_elsewhere(job_id)
         if local is None or local.job.status in FINAL or local.task is None:
             job = await self.get(job_id)
             raise Conflict(f"job {job_id!r} is already {job.status}", details={"job_id": job_id, "status": job.status})
@@ -216,6 +253,36 @@ class JobRunner:
         local.task.cancel()
         await local.done.wait()
         return local.job
+
+    async def _cancel_elsewhere(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        if job.status in FINAL or not await self._registry.request_cancel(job_id):
+            job = await self.get(job_id)
+            raise Conflict(f"job {job_id!r} is already {job.status}", details={"job_id": job_id, "status": job.status})
+        _log.info("job_cancel_requested", job_id=job_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._cancel_wait_s):
+                async for job in self.follow(job_id):
+                    if job.status in FINAL:
+                        break
+        return job
+
+    def apply_lease(self, lease: Lease) -> None:
+        """A heartbeat's answer: cancel what clients asked to cancel elsewhere, let go of jobs adopted elsewhere.
+
+        A job this replica no longer owns (its lease ran out, e.g. while the database was unreachable, and
+        another replica took it over) stops here without releasing its upstream work: the new owner drives it.
+        """
+        for job_id in lease.cancel:
+            local = self._local.get(job_id)
+            if local is not None and local.task is not None and not local.cancel_requested:
+                _log.info("job_cancel_received", job_id=job_id)
+                local.cancel_requested = True
+                local.task.cancel()
+        lost = [j for j, local in self._local.items() if j not in lease.owned and local.task is not None]
+        for job_id in lost:
+            _log.warning("job_lease_lost", job_id=job_id)
+        self._stop(lambda job: job.id in lost)
 
     def begin_drain(self, grace_s: float) -> asyncio.Task[None]:
         """Shutdown begins: take no new jobs, stop queued ones now, give running ones `grace_s`, stop the rest.
@@ -250,6 +317,12 @@ class JobRunner:
         await self._save_unsaved()
         if self._unsaved:
             _log.error("jobs_unsaved_at_exit", jobs=sorted(self._unsaved), error=self.store_error)
+        if self._registry.shared and self._handed_over:
+            # Another replica adopts them now instead of after their lease runs out.
+            try:
+                await self._registry.release(self._handed_over)
+            except StorageError as exc:
+                _log.warning("jobs_release_failed", error=exc.message)
 
     def _stop(self, which: Callable[[Job], bool]) -> None:
         for local in list(self._local.values()):

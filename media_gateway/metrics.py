@@ -22,6 +22,7 @@ class MediaMetrics(Metrics):
             ("provider", "workflow", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self._queue: ScrapedGauge | None = None
+        self._instances: ScrapedGauge | None = None
 
     def observe_job(self, job: Job) -> None:
         """A job reached its final status; its own `latency_ms` is the duration."""
@@ -38,3 +39,16 @@ class MediaMetrics(Metrics):
             )
         else:
             self._queue.read = read
+
+    def track_instances(self, read: Callable[[], Mapping[tuple[str, ...], float]]) -> None:
+        """Report each pooled upstream instance ({(provider, instance, "up"|"queue"): value}) when scraped.
+
+        `up` is 1 while the instance's event socket is connected; `queue` is the prompts it says it holds.
+        """
+        if self._instances is None:
+            self._instances = self.track(
+                "pdp_media_instance", "Per upstream instance of a pool: up (1/0) and its own queue length.",
+                ("provider", "instance", "what"), read,
+            )
+        else:
+            self._instances.read = read

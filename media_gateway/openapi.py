@@ -20,6 +20,15 @@ class WorkflowList(msgspec.Struct, kw_only=True):
     workflows: list[WorkflowInfo]
 
 
+class InstanceQueue(msgspec.Struct, kw_only=True):
+    """One instance of a pooled provider: its socket, the jobs bound to it (all replicas), its own queue."""
+
+    websocket: str
+    jobs: int
+    max_in_flight: int
+    queue: int
+
+
 class ProviderQueue(msgspec.Struct, kw_only=True):
     """Jobs one provider holds now, its bound (None: unbounded), and its event socket (ComfyUI only)."""
 
@@ -27,6 +36,8 @@ class ProviderQueue(msgspec.Struct, kw_only=True):
     max_jobs: int | None
     # `connected`, `connecting`, `down`, or `idle` (not needed yet: mock mode); None for providers without one.
     websocket: str | None = None
+    # Per instance of a pool (ComfyUI), keyed by base URL; absent for providers without instances.
+    instances: dict[str, InstanceQueue] | None = None
 
 
 class JobStoreHealth(msgspec.Struct, kw_only=True):

@@ -8,8 +8,9 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import structlog
@@ -21,7 +22,7 @@ from shared_contracts.media import ImageInfo, ImageRequest, Job, JobStatus, Work
 
 from .config import MediaConfig
 from .jobs import JobRegistry, JobRunner, JobTicket, Work
-from .providers.base import MediaProvider, RenderCall
+from .providers.base import MediaProvider, RenderCall, UpstreamRef
 from .routing import WorkflowRouter
 from .store import ImageStore
 from .workflows import Workflow
@@ -45,12 +46,15 @@ class MediaService:
         providers: Mapping[str, MediaProvider],
         store: ImageStore,
         runner: JobRunner,
+        registry: JobRegistry | None = None,
     ) -> None:
         self.config = config
         self.workflows = workflows
         self.providers = providers
         self.store = store
         self.runner = runner
+        self.registry = registry if registry is not None else runner.registry
+        self.slots = self.registry.slots
         self.router = WorkflowRouter(config.routing, workflows)
 
     def mode_for(self, headers: Mapping[str, str]) -> Mode:
@@ -85,19 +89,10 @@ class MediaService:
         values = workflow.resolve(request, seed=seed)
         provider_name = self.config.mock_provider if mode == "mock" else workflow.spec.provider
         provider = self.providers[provider_name]
-        self._admit(provider_name, provider)
+        await self._admit(provider_name, provider)
         job_id = uuid.uuid4().hex
         graph = workflow.inject(values)
-        call = RenderCall(
-            job_id=job_id,
-            workflow=workflow.name,
-            params=values,
-            graph=graph,
-            output_nodes=tuple(workflow.spec.outputs),
-            options=workflow.spec.options,
-            on_accepted=functools.partial(self.runner.note_upstream, job_id),
-            keep_upstream=functools.partial(self.runner.keeps_upstream, job_id),
-        )
+        call = self._call(job_id, workflow.name, values, graph, workflow.spec.outputs, workflow.spec.options)
         job = Job(
             id=job_id,
             status="queued",
@@ -131,14 +126,37 @@ class MediaService:
         )
         return job
 
-    async def recover(self, registry: JobRegistry) -> int:
-        """Pick up the jobs an earlier process left unfinished; returns how many were found.
+    def _call(
+        self,
+        job_id: str,
+        workflow: str,
+        params: Mapping[str, Any],
+        graph: Mapping[str, Any] | None,
+        outputs: Sequence[str],
+        options: Mapping[str, Any],
+    ) -> RenderCall:
+        return RenderCall(
+            job_id=job_id,
+            workflow=workflow,
+            params=params,
+            graph=graph,
+            output_nodes=tuple(outputs),
+            options=options,
+            on_accepted=functools.partial(self.runner.note_upstream, job_id),
+            keep_upstream=functools.partial(self.runner.keeps_upstream, job_id),
+            on_bind=functools.partial(self.runner.bind, job_id),
+            slots=self.slots,
+        )
 
-        A job the upstream had accepted is followed again (ComfyUI: finished → its images are fetched;
-        still queued or running → followed; unknown → failed). A job still waiting here is submitted again.
+    async def recover(self, registry: JobRegistry) -> int:
+        """Pick up the jobs nobody drives (left by an earlier process or a dead replica); returns how many.
+
+        A job whose work reached the upstream is followed again (ComfyUI: finished → its images are fetched;
+        still queued or running → followed; unknown → failed); one recorded but maybe never submitted is
+        looked up there by its id and submitted only when absent. A job still waiting here is submitted.
         Each keeps its original deadline; one past it, or whose provider is gone, ends failed.
         """
-        found = await registry.unfinished()
+        found = await registry.adopt()
         for job, ticket in found:
             provider = self.providers.get(ticket.provider) if ticket is not None else None
             if ticket is None or provider is None:
@@ -153,28 +171,25 @@ class MediaService:
                     "the job's deadline passed while the media gateway was down", details={"job_id": job.id}
                 ))
                 continue
-            call = RenderCall(
-                job_id=job.id,
-                workflow=ticket.workflow,
-                params=ticket.params,
-                graph=ticket.graph,
-                output_nodes=tuple(ticket.output_nodes),
-                options=ticket.options,
-                on_accepted=functools.partial(self.runner.note_upstream, job.id),
-                keep_upstream=functools.partial(self.runner.keeps_upstream, job.id),
-            )
+            call = self._call(job.id, ticket.workflow, ticket.params, ticket.graph, ticket.output_nodes, ticket.options)
             # A job past its deadline upstream still runs once: the timeout fires at once and releases it there.
             deadline = asyncio.get_running_loop().time() + max(0.0, left)
-            work = self._work(provider, call, ticket.upstream_id)
+            upstream = None
+            if ticket.upstream_id is not None:
+                upstream = UpstreamRef(ticket.upstream_id, ticket.instance, ticket.accepted)
+            work = self._work(provider, call, upstream)
             await self.runner.start(job, work, deadline=deadline, request_id=ticket.request_id)
             _log.info("job_resumed", job_id=job.id, provider=ticket.provider, upstream=ticket.upstream_id is not None)
         return len(found)
 
-    def _admit(self, name: str, provider: MediaProvider) -> None:
+    async def _admit(self, name: str, provider: MediaProvider) -> None:
         capacity = provider.capacity()
         if capacity is None:
             return
-        held = sum(1 for job in self.runner.active() if job.provider == name)
+        # A shared job store counts every replica's jobs; otherwise this process's own.
+        held = await self.registry.unfinished_count(name)
+        if held is None:
+            held = sum(1 for job in self.runner.active() if job.provider == name)
         if held >= capacity.max_jobs:
             raise Overloaded(
                 f"{name}: {held} jobs already running or waiting; try again later",
@@ -182,12 +197,12 @@ class MediaService:
                 retry_after=capacity.retry_after_s,
             )
 
-    def _work(self, provider: MediaProvider, call: RenderCall, upstream_id: str | None) -> Work:
+    def _work(self, provider: MediaProvider, call: RenderCall, upstream: UpstreamRef | None) -> Work:
         async def work(progress: _Progress) -> list[ImageInfo]:
-            if upstream_id is None:
+            if upstream is None:
                 rendered = await provider.render(call, progress=progress)
             else:
-                rendered = await provider.resume(call, upstream_id, progress=progress)
+                rendered = await provider.resume(call, upstream, progress=progress)
             return [await self._store(image.data) for image in rendered]
 
         return work

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status_updated ON jobs (status, updated_at);
 """
+# Columns added after the first release, made on files that predate them.
+_ADDED = (
+    ("instance", "TEXT"),                           # the upstream instance the work went to (a pool)
+    ("accepted", "INTEGER NOT NULL DEFAULT 1"),     # 0: upstream_id chosen, submission not yet confirmed
+)
 _FINAL_SQL = "(" + ", ".join(f"'{status}'" for status in sorted(FINAL)) + ")"
 # Pruning scans the index, so it runs every so many saves rather than on each one.
 _PRUNE_EVERY = 64
@@ -84,19 +89,29 @@ class SqliteJobRegistry(JobRegistry):
         await self._run(lambda db: db.execute("UPDATE jobs SET ticket = ? WHERE id = ?", (data, job_id)))
 
     async def set_upstream(self, job_id: str, upstream_id: str) -> None:
-        await self._run(lambda db: db.execute("UPDATE jobs SET upstream_id = ? WHERE id = ?", (upstream_id, job_id)))
+        await self._run(lambda db: db.execute(
+            "UPDATE jobs SET upstream_id = ?, accepted = 1 WHERE id = ?", (upstream_id, job_id)
+        ))
+
+    async def bind(self, job_id: str, *, instance: str | None, upstream_id: str) -> None:
+        await self._run(lambda db: db.execute(
+            "UPDATE jobs SET instance = ?, upstream_id = ?, accepted = 0 WHERE id = ?", (instance, upstream_id, job_id)
+        ))
 
     async def unfinished(self) -> list[tuple[Job, JobTicket | None]]:
         rows = await self._run(
             lambda db: db.execute(
-                f"SELECT job, ticket, upstream_id FROM jobs WHERE status NOT IN {_FINAL_SQL} ORDER BY rowid"
+                f"SELECT job, ticket, upstream_id, instance, accepted FROM jobs WHERE status NOT IN {_FINAL_SQL} "
+                "ORDER BY rowid"
             ).fetchall()
         )
         found: list[tuple[Job, JobTicket | None]] = []
-        for job_raw, ticket_raw, upstream_id in rows:
+        for job_raw, ticket_raw, upstream_id, instance, accepted in rows:
             ticket = _decode_ticket.decode(ticket_raw) if ticket_raw else None
             if ticket is not None and upstream_id:
-                ticket = msgspec.structs.replace(ticket, upstream_id=upstream_id)
+                ticket = msgspec.structs.replace(
+                    ticket, upstream_id=upstream_id, instance=instance, accepted=bool(accepted)
+                )
             found.append((_decode_job.decode(job_raw), ticket))
         return found
 
@@ -132,6 +147,10 @@ class SqliteJobRegistry(JobRegistry):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
             # A read-only file opens and reads fine; this write fails on it now rather than on the first job.
             db.execute("BEGIN IMMEDIATE")
             db.execute("ROLLBACK")

@@ -19,14 +19,18 @@ upstream (a queued prompt) must release it when `CancelledError` reaches it, the
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from service_common.providers import ProviderSettings
 from shared_contracts.errors import UpstreamError
 
-__all__ = ["Capacity", "MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage"]
+from ..slots import SlotLedger
+
+__all__ = [
+    "Capacity", "MediaProvider", "ProgressCallback", "ProviderSettings", "RenderCall", "RenderedImage", "UpstreamRef",
+]
 
 ProgressCallback = Callable[[Literal["queued", "running"], float], None]
 """`progress(status, fraction)`: report `queued` while waiting upstream, `running` with 0..1 as work advances."""
@@ -55,6 +59,25 @@ class RenderCall:
     # Asked when the render is cancelled: True means the gateway is shutting down and the next process
     # resumes this job, so the upstream work must be left running instead of released.
     keep_upstream: Callable[[], bool] | None = None
+    # Awaited before the work is submitted, with the instance it goes to and the id it is submitted under,
+    # so a replica that adopts the job after a crash finds it there instead of submitting it twice.
+    on_bind: Callable[[str | None, str], Awaitable[None]] | None = None
+    # Where per-instance slots are counted (shared by replicas with a PostgreSQL job store); None: the
+    # provider's own ledger.
+    slots: SlotLedger | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRef:
+    """Where an unfinished job's work is: the upstream's id for it, the instance, and whether it was accepted.
+
+    `accepted` False: the id was recorded before submitting and the process stopped before the answer, so
+    the upstream may or may not have it.
+    """
+
+    id: str
+    instance: str | None = None
+    accepted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +121,17 @@ class MediaProvider(abc.ABC):
         """The bound on jobs this provider accepts at once; None means unbounded."""
         return None
 
-    async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
-        """Finish a job the upstream accepted (as `upstream_id`) before this process restarted."""
+    async def resume(
+        self, call: RenderCall, upstream: UpstreamRef, *, progress: ProgressCallback
+    ) -> list[RenderedImage]:
+        """Finish a job whose work an earlier process (or another replica) handed to the upstream."""
         raise UpstreamError(
-            f"{self.name} cannot resume a job after a gateway restart", details={"upstream_id": upstream_id}
+            f"{self.name} cannot resume a job after a gateway restart", details={"upstream_id": upstream.id}
         )
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """Each upstream instance's state for `/readyz` and `/metrics` (a pool's); empty for single upstreams."""
+        return {}
 
     async def health(self, *, deadline: float) -> None:
         """Return when the upstream answers before `deadline` (a `loop.time()`); raise a GatewayError otherwise."""

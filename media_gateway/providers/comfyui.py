@@ -7,7 +7,13 @@ Protocol facts this module relies on (measured on a real server):
 - an identical resubmission is served from cache and `executed` names the old file, which is still valid;
 - `/interrupt` is sent only with this prompt's id and only while `/queue` says it runs; never a global one.
 - events of a prompt posted by an earlier process went to that process's `client_id`, so a resumed
-  prompt is followed by polling `/history` and `/queue`.
+  prompt is followed by polling `/history` and `/queue`;
+- `POST /prompt` takes the prompt's id from the body when given, so it is chosen and recorded first.
+
+A pool: `base_url` may list several instances (comma-separated, or `base_urls:`). Each job takes a slot
+on the least-loaded connected instance under its `max_in_flight` (see `media_gateway/slots.py`; with a
+PostgreSQL job store the count is shared by every replica), and stays bound to that instance: its cancel,
+interrupt, history and resume go there. An instance whose socket is down gets no new work until it is back.
 """
 
 from __future__ import annotations
@@ -15,25 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 
-from service_common.client import HttpClient, Reply
-from shared_contracts.errors import (
-    GatewayError,
-    InvalidWorkflow,
-    NotReady,
-    ProviderUnavailable,
-    UpstreamError,
-)
+from shared_contracts.errors import GatewayError, InvalidWorkflow, ProviderUnavailable, UpstreamError
 
-from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage
-from .comfyui_errors import execution_failure, without_paths
-from .comfyui_socket import DISCONNECTED, RECONNECTED, ComfyUISocket, Frame, Marker
-from .comfyui_wire import HistoryEntry, ImageRef, PromptRun, decode_accepted, decode_history, decode_queue, rejection
+from ..slots import LocalSlots, SlotLedger, SlotOffer
+from .base import Capacity, MediaProvider, ProgressCallback, ProviderSettings, RenderCall, RenderedImage, UpstreamRef
+from .comfyui_errors import execution_failure
+from .comfyui_instance import ComfyUIInstance, split_urls
+from .comfyui_socket import DISCONNECTED, RECONNECTED, Frame, Marker
+from .comfyui_wire import PromptRun
 
 __all__ = ["ComfyUIProvider", "ComfyUISettings"]
 
@@ -42,10 +42,12 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ComfyUISettings(ProviderSettings, frozen=True):
-    """One ComfyUI instance."""
+    """One ComfyUI instance, or a pool of them (every instance gets the same caps)."""
 
+    # One URL, or several separated by commas (e.g. from COMFYUI_BASE_URL); `base_urls` may add more.
     base_url: str
-    # ComfyUI runs one queue; more prompts than this wait in the gateway and report `queued`.
+    base_urls: list[str] = []
+    # Prompts one instance holds at once (ComfyUI runs one queue); more wait in the gateway as `queued`.
     max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 2
     # Jobs allowed to wait in the gateway for one of those slots; beyond it a request gets 429 `overloaded`.
     max_queue: Annotated[int, msgspec.Meta(ge=0)] = 16
@@ -66,7 +68,7 @@ class ComfyUISettings(ProviderSettings, frozen=True):
 
 
 class ComfyUIProvider(MediaProvider):
-    """Renders API-format graphs on one ComfyUI instance over HTTP plus one shared WebSocket."""
+    """Renders API-format graphs on a pool of ComfyUI instances, each over HTTP plus one shared WebSocket."""
 
     Settings = ComfyUISettings
 
@@ -75,75 +77,158 @@ class ComfyUIProvider(MediaProvider):
         if not isinstance(settings, ComfyUISettings):
             raise TypeError(f"{type(self).__name__} needs ComfyUISettings, got {type(settings).__name__}")
         self.cfg = settings
-        self.base_url = settings.base_url.rstrip("/")
-        self.client_id = uuid.uuid4().hex
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
-        # Every HTTP call sets its own deadline; the WebSocket on the same pool lives for hours.
-        self.client = HttpClient(name, base_url=self.base_url, connect_timeout=settings.connect_timeout_s)
-        self._socket = ComfyUISocket(
-            self.client,
-            f"{self.base_url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
-            reconnect_min_s=settings.reconnect_min_s,
-            reconnect_max_s=settings.reconnect_max_s,
-            handshake_timeout_s=settings.connect_timeout_s,
-            recheck_s=settings.recheck_s,
-        )
+        urls = split_urls(settings.base_url, settings.base_urls)
+        self.pool = [
+            ComfyUIInstance(
+                name, url,
+                connect_timeout_s=settings.connect_timeout_s, request_timeout_s=settings.request_timeout_s,
+                reconnect_min_s=settings.reconnect_min_s, reconnect_max_s=settings.reconnect_max_s,
+                recheck_s=settings.recheck_s,
+                details={"provider": name, "instance": url} if len(urls) > 1 else None,
+            )
+            for url in urls
+        ]
+        self.base_url = self.pool[0].url
+        # Slots of this process, used when the job store counts none (tests calling render directly).
+        self._own_slots = LocalSlots()
 
     async def start(self) -> None:
-        await self.client.start()
+        for instance in self.pool:
+            await instance.start()
 
     async def close(self) -> None:
-        await self._socket.close()
-        await self.client.close()
+        for instance in self.pool:
+            await instance.close()
 
     async def health(self, *, deadline: float) -> None:
-        """Ready when `/system_stats` answers and the event socket is connected (jobs need both)."""
-        try:
-            reply = await self.client.request("GET", "/system_stats", deadline=deadline)
-        except GatewayError as exc:
-            raise NotReady(f"{self.name}: ComfyUI does not answer", details=self._state()) from exc
-        if reply.status != 200:
-            raise NotReady(f"{self.name}: /system_stats answered {reply.status}", details=self._state())
-        budget = max(0.0, deadline - asyncio.get_running_loop().time())
-        if not await self._socket.ready(min(budget, self.cfg.connect_timeout_s)):
-            raise NotReady(f"{self.name}: the ComfyUI WebSocket is not connected", details=self._state())
+        """Ready when at least one instance answers and has its event socket connected."""
+        problems: list[GatewayError] = []
+        for instance in self.pool:
+            try:
+                await instance.health(deadline=deadline, connect_timeout_s=self.cfg.connect_timeout_s)
+            except GatewayError as exc:
+                problems.append(exc)
+            else:
+                return
+        raise problems[0]
 
     def status(self) -> dict[str, str]:
-        return {"websocket": self._socket.state}
+        states = [instance.socket.state for instance in self.pool]
+        return {"websocket": "connected" if "connected" in states else states[0]}
 
-    def _state(self) -> dict[str, str | None]:
-        return {"provider": self.name, "websocket": self._socket.state, "error": self._socket.last_error}
+    def instances(self) -> dict[str, dict[str, Any]]:
+        return {
+            instance.name: {"websocket": instance.socket.state, "queue": instance.socket.queue_remaining,
+                            "max_in_flight": self.cfg.max_in_flight}
+            for instance in self.pool
+        }
 
     def capacity(self) -> Capacity:
-        return Capacity(max_jobs=self.cfg.max_in_flight + self.cfg.max_queue, retry_after_s=self.cfg.retry_after_s)
+        return Capacity(max_jobs=self.cfg.max_in_flight * len(self.pool) + self.cfg.max_queue,
+                        retry_after_s=self.cfg.retry_after_s)
+
+    def _instance(self, name: str | None) -> ComfyUIInstance:
+        if name is None:
+            return self.pool[0]
+        for instance in self.pool:
+            if instance.name == name:
+                return instance
+        raise UpstreamError(
+            f"{self.name}: the job's ComfyUI instance {name} is no longer configured",
+            details={"provider": self.name, "instance": name},
+        )
 
     async def render(self, call: RenderCall, *, progress: ProgressCallback) -> list[RenderedImage]:
         if call.graph is None:
             raise InvalidWorkflow(f"workflow {call.workflow!r} has no graph file, which {self.name} needs")
-        socket = self._require_socket()
+        self._require_started()
         progress("queued", 0.0)
-        # Checked before waiting for a slot and again once one is free: while ComfyUI is unreachable every
-        # waiting job fails at once, instead of each spending a connect timeout holding a slot.
-        await self._connected(socket)
-        async with self._slots:
-            await self._connected(socket)
+        slots = call.slots or self._own_slots
+        instance = await self._take_slot(call.job_id, slots)
+        kept = False
+        try:
+            socket = instance.socket
             generation = socket.generation
-            prompt_id = await self._submit_shielded(call)
+            prompt_id = str(uuid.uuid4())
+            if call.on_bind is not None:
+                await call.on_bind(instance.name, prompt_id)
+            # ComfyUI answers with the id it queued the prompt under: ours (an old server would pick its own).
+            prompt_id = await self._submit_shielded(instance, call, prompt_id)
             # A reconnect while the POST was in flight may have lost this prompt's frames (even its end),
             # and the markers went only to prompts already known: so ask /history once.
             return await self._outcome(
-                call, prompt_id, socket, progress, resumed=False, reconcile=socket.generation != generation
+                instance, call, prompt_id, progress, resumed=False, reconcile=socket.generation != generation
             )
+        except asyncio.CancelledError:
+            kept = call.keep_upstream is not None and call.keep_upstream()
+            raise
+        finally:
+            # A job left to another process keeps its slot: its prompt is still on that instance.
+            if not kept:
+                await slots.release(call.job_id)
 
-    async def resume(self, call: RenderCall, upstream_id: str, *, progress: ProgressCallback) -> list[RenderedImage]:
-        socket = self._require_socket()
-        async with self._slots:
-            await self._connected(socket)
-            _log.info("comfyui_prompt_resumed", prompt_id=upstream_id, job_id=call.job_id)
-            return await self._outcome(call, upstream_id, socket, progress, resumed=True, reconcile=True)
+    async def resume(
+        self, call: RenderCall, upstream: UpstreamRef, *, progress: ProgressCallback
+    ) -> list[RenderedImage]:
+        self._require_started()
+        instance = self._instance(upstream.instance)
+        slots = call.slots or self._own_slots
+        await slots.keep(call.job_id, self.name, instance.name)
+        kept = False
+        try:
+            await self._connected(instance)
+            if not upstream.accepted and not await instance.known(upstream.id):
+                # Recorded but never taken (the process stopped before or during the POST): submit it now,
+                # under the same id, so it is in ComfyUI exactly once.
+                _log.info("comfyui_prompt_submitted_on_resume", prompt_id=upstream.id, job_id=call.job_id)
+                prompt_id = await self._submit_shielded(instance, call, upstream.id)
+                return await self._outcome(instance, call, prompt_id, progress, resumed=True, reconcile=True,
+                                           announce=True)
+            _log.info("comfyui_prompt_resumed", prompt_id=upstream.id, job_id=call.job_id, instance=instance.name)
+            if not upstream.accepted and call.on_accepted is not None:
+                call.on_accepted(upstream.id)
+            return await self._outcome(instance, call, upstream.id, progress, resumed=True, reconcile=True)
+        except asyncio.CancelledError:
+            kept = call.keep_upstream is not None and call.keep_upstream()
+            raise
+        finally:
+            if not kept:
+                await slots.release(call.job_id)
 
-    async def _connected(self, socket: ComfyUISocket) -> None:
-        if not await socket.ready(self.cfg.connect_timeout_s):
+    async def _take_slot(self, job_id: str, slots: SlotLedger) -> ComfyUIInstance:
+        """A slot on the least-loaded connected instance under its cap; waits (queued) while all are full."""
+        while True:
+            ready = [instance for instance in self.pool if instance.socket.connected.is_set()]
+            if not ready:
+                # None connected: one connection attempt each (shared with the other jobs arriving now).
+                states = await asyncio.gather(*(self._probe(instance) for instance in self.pool))
+                ready = [instance for instance, state in zip(self.pool, states, strict=True) if state is None]
+                if not ready:
+                    raise self._unreachable(states[0] or "down")
+            offers = [SlotOffer(i.name, self.cfg.max_in_flight, i.socket.queue_remaining) for i in ready]
+            chosen = await slots.take(job_id, self.name, offers)
+            if chosen is not None:
+                return self._instance(chosen)
+            await slots.freed(self.cfg.poll_interval_s)
+
+    async def _probe(self, instance: ComfyUIInstance) -> str | None:
+        """None when the instance's socket is (or gets) connected; else its state right after the attempt."""
+        if await instance.socket.ready(self.cfg.connect_timeout_s):
+            return None
+        return instance.socket.state
+
+    def _unreachable(self, state: str) -> ProviderUnavailable:
+        first = self.pool[0].socket
+        reason = f" ({first.last_error})" if first.last_error else ""
+        where = "every ComfyUI instance is" if len(self.pool) > 1 else "ComfyUI is"
+        return ProviderUnavailable(
+            f"{self.name}: {where} unreachable, its WebSocket is {state}{reason}",
+            details={"provider": self.name, "websocket": state},
+        )
+
+    async def _connected(self, instance: ComfyUIInstance) -> None:
+        if not await instance.socket.ready(self.cfg.connect_timeout_s):
+            socket = instance.socket
             reason = f" ({socket.last_error})" if socket.last_error else ""
             raise ProviderUnavailable(
                 f"{self.name}: ComfyUI is unreachable, its WebSocket is {socket.state}{reason}",
@@ -152,36 +237,38 @@ class ComfyUIProvider(MediaProvider):
 
     async def _outcome(
         self,
+        instance: ComfyUIInstance,
         call: RenderCall,
         prompt_id: str,
-        socket: ComfyUISocket,
         progress: ProgressCallback,
         *,
         resumed: bool,
         reconcile: bool,
+        announce: bool | None = None,
     ) -> list[RenderedImage]:
         """Follow `prompt_id` to its end and download its images; a cancel releases it upstream.
 
         `reconcile` starts from what `/history` and `/queue` know (a resumed prompt's frames went to an
         earlier client; frames sent during a reconnect are gone).
         """
+        socket = instance.socket
         total = len(call.graph) if call.graph is not None else 1
         run = PromptRun(prompt_id=prompt_id, total_nodes=total, output_nodes=call.output_nodes)
         if reconcile:
             socket.watch(prompt_id).put_nowait(RECONNECTED)
         try:
-            if not resumed:
+            if announce if announce is not None else not resumed:
                 if call.on_accepted is not None:
                     call.on_accepted(prompt_id)
                 _log.info("comfyui_prompt_queued", prompt_id=prompt_id, job_id=call.job_id)
-            await self._follow(run, socket, progress, poll=resumed)
+            await self._follow(instance, run, progress, poll=resumed)
         except asyncio.CancelledError:
             if call.keep_upstream is not None and call.keep_upstream():
                 # Shutting down: the prompt runs on in ComfyUI and the next process follows it (as after a crash).
                 _log.info("comfyui_prompt_kept", prompt_id=prompt_id, job_id=call.job_id)
             else:
                 _log.info("comfyui_prompt_released", prompt_id=prompt_id, job_id=call.job_id)
-                await self._release(prompt_id)
+                await self._release(instance, prompt_id)
             raise
         finally:
             socket.forget(prompt_id)
@@ -191,46 +278,33 @@ class ComfyUIProvider(MediaProvider):
             raise UpstreamError(f"ComfyUI interrupted prompt {prompt_id}", details={"prompt_id": prompt_id})
         if not run.images:
             raise UpstreamError(f"ComfyUI finished prompt {prompt_id} without output images")
-        return [await self._download(ref) for ref in run.images]
+        return [await instance.download(ref) for ref in run.images]
 
-    def _require_socket(self) -> ComfyUISocket:
-        if not self.client.started:
+    def _require_started(self) -> None:
+        if not self.pool[0].client.started:
             raise ProviderUnavailable(f"{self.name}: provider not started")
-        return self._socket
 
-    async def _submit_shielded(self, call: RenderCall) -> str:
+    async def _submit_shielded(self, instance: ComfyUIInstance, call: RenderCall, prompt_id: str) -> str:
         # A cancel during the POST must not leave an orphan prompt: let the POST finish, then release it, or
         # (shutting down) record it so the next process follows it.
         assert call.graph is not None
-        task = asyncio.ensure_future(self._submit(call.graph))
+        task = asyncio.ensure_future(instance.submit(call.graph, prompt_id))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(GatewayError, TimeoutError):
                 async with asyncio.timeout(self.cfg.cancel_timeout_s):
-                    prompt_id = await task
+                    accepted = await task
                     if call.keep_upstream is not None and call.keep_upstream() and call.on_accepted is not None:
-                        call.on_accepted(prompt_id)
+                        call.on_accepted(accepted)
                     else:
-                        await self._release(prompt_id)
+                        await self._release(instance, accepted)
             raise
 
-    async def _submit(self, graph: Mapping[str, Any]) -> str:
-        payload = msgspec.json.encode({"prompt": graph, "client_id": self.client_id})
-        reply = await self._http("POST", "/prompt", body=payload)
-        if reply.status == 200:
-            try:
-                return decode_accepted.decode(reply.body).prompt_id
-            except msgspec.DecodeError as exc:
-                raise UpstreamError("ComfyUI accepted the prompt with an unreadable answer") from exc
-        if reply.status == 400:
-            raise rejection(reply.body)
-        raise UpstreamError(
-            f"ComfyUI answered {reply.status} to POST /prompt",
-            details={"status": reply.status, "body": without_paths(reply.body[:300].decode("utf-8", "replace"))},
-        )
-
-    async def _follow(self, run: PromptRun, socket: ComfyUISocket, progress: ProgressCallback, *, poll: bool) -> None:
+    async def _follow(
+        self, instance: ComfyUIInstance, run: PromptRun, progress: ProgressCallback, *, poll: bool
+    ) -> None:
+        socket = instance.socket
         queue = socket.watch(run.prompt_id)
         while True:
             item: Frame | Marker | None
@@ -246,23 +320,23 @@ class ComfyUIProvider(MediaProvider):
             if isinstance(item, Frame):
                 if run.apply(item, progress):
                     if not run.images and run.error is None and not run.interrupted:
-                        await self._reconcile(run, progress)
+                        await self._reconcile(instance, run, progress)
                     return
                 continue
             # A poll tick while down, or a reconnect: what the socket missed is in /history or /queue.
-            if await self._reconcile(run, progress):
+            if await self._reconcile(instance, run, progress):
                 return
 
-    async def _reconcile(self, run: PromptRun, progress: ProgressCallback) -> bool:
+    async def _reconcile(self, instance: ComfyUIInstance, run: PromptRun, progress: ProgressCallback) -> bool:
         """True when `/history` shows the prompt finished (and `run` now holds its outcome)."""
-        entry = await self._history(run.prompt_id)
+        entry = await instance.history(run.prompt_id)
         if entry is None:
-            where = await self._queue_position(run.prompt_id)
+            where = await instance.queue_position(run.prompt_id)
             if where is not None:
                 progress(where, run.fraction())
                 return False
             # Neither queued nor running nor in history: maybe it finished between the two reads.
-            entry = await self._history(run.prompt_id)
+            entry = await instance.history(run.prompt_id)
             if entry is None:
                 raise UpstreamError(
                     f"ComfyUI lost prompt {run.prompt_id} (restarted?)", details={"prompt_id": run.prompt_id}
@@ -270,56 +344,9 @@ class ComfyUIProvider(MediaProvider):
         run.from_history(entry)
         return True
 
-    async def _history(self, prompt_id: str) -> HistoryEntry | None:
-        reply = await self._http("GET", f"/history/{prompt_id}")
-        if reply.status != 200:
-            raise UpstreamError(f"ComfyUI answered {reply.status} to GET /history", details={"status": reply.status})
-        try:
-            return decode_history.decode(reply.body).get(prompt_id)
-        except msgspec.DecodeError as exc:
-            raise UpstreamError("ComfyUI sent unreadable history") from exc
-
-    async def _queue_position(self, prompt_id: str) -> Literal["running", "queued"] | None:
-        reply = await self._http("GET", "/queue")
-        if reply.status != 200:
-            raise UpstreamError(f"ComfyUI answered {reply.status} to GET /queue", details={"status": reply.status})
-        try:
-            queue = decode_queue.decode(reply.body)
-        except msgspec.DecodeError as exc:
-            raise UpstreamError("ComfyUI sent an unreadable queue") from exc
-        # Queue items are [number, prompt_id, prompt, extra_data, outputs_to_execute, ...].
-        if any(len(item) > 1 and item[1] == prompt_id for item in queue.get("queue_running", [])):
-            return "running"
-        if any(len(item) > 1 and item[1] == prompt_id for item in queue.get("queue_pending", [])):
-            return "queued"
-        return None
-
-    async def _release(self, prompt_id: str) -> None:
+    async def _release(self, instance: ComfyUIInstance, prompt_id: str) -> None:
         """Delete a queued prompt or interrupt it by id when running; best effort within the cancel budget."""
         try:
-            async with asyncio.timeout(self.cfg.cancel_timeout_s):
-                where = await self._queue_position(prompt_id)
-                if where == "queued":
-                    await self._http("POST", "/queue", body=msgspec.json.encode({"delete": [prompt_id]}))
-                    where = await self._queue_position(prompt_id)
-                if where == "running":
-                    await self._http("POST", "/interrupt", body=msgspec.json.encode({"prompt_id": prompt_id}))
+            await instance.release(prompt_id, timeout_s=self.cfg.cancel_timeout_s)
         except (GatewayError, TimeoutError) as exc:
             _log.warning("comfyui_release_failed", prompt_id=prompt_id, error=type(exc).__name__)
-
-    async def _download(self, ref: ImageRef) -> RenderedImage:
-        params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
-        reply = await self._http("GET", "/view", params=params)
-        if reply.status != 200 or not reply.body:
-            raise UpstreamError(
-                f"ComfyUI /view answered {reply.status} for an output image", details={"status": reply.status}
-            )
-        mime = reply.content_type if reply.content_type.startswith("image/") else "image/png"
-        return RenderedImage(data=reply.body, mime_type=mime)
-
-    async def _http(
-        self, method: str, path: str, *, body: bytes | None = None, params: Mapping[str, str] | None = None
-    ) -> Reply:
-        """One HTTP call bounded by `request_timeout_s`; any status is returned, transport failures raise."""
-        deadline = asyncio.get_running_loop().time() + self.cfg.request_timeout_s
-        return await self.client.request(method, path, body=body, params=params, deadline=deadline)

@@ -92,6 +92,8 @@ class ComfyUISocket:
         # Set to cut the backoff short: someone needs the socket now, and waits for attempt number `_wanted`.
         self._wake = asyncio.Event()
         self._wanted = 0
+        # Prompts queued or running in ComfyUI (all clients'), from its last `status` frame: a pool's load.
+        self.queue_remaining = 0
 
     def ensure_started(self) -> None:
         """Start the connection loop on first use, so a gateway in mock mode never dials ComfyUI."""
@@ -177,9 +179,18 @@ class ComfyUISocket:
             _log.warning("comfyui_bad_frame", size=len(text))
             return
         prompt_id = frame.data.get("prompt_id")
+        if frame.type == "status":
+            self._note_queue(frame.data)
         # `status` frames (queue size, other clients' work) carry no prompt id and need no follower.
         if isinstance(prompt_id, str) and prompt_id not in self._finished:
             self.watch(prompt_id).put_nowait(frame)
+
+    def _note_queue(self, data: dict[str, Any]) -> None:
+        status = data.get("status")
+        info = status.get("exec_info") if isinstance(status, dict) else None
+        remaining = info.get("queue_remaining") if isinstance(info, dict) else None
+        if isinstance(remaining, int) and not isinstance(remaining, bool) and remaining >= 0:
+            self.queue_remaining = remaining
 
     async def _run(self) -> None:
         delay = self._min

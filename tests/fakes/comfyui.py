@@ -251,7 +251,8 @@ class FakeComfyUI:
         problem = validate(graph, self.checkpoints)
         if problem is not None:
             return web.json_response(problem, status=400)
-        item = _Item(self._number - 1, str(uuid.uuid4()), graph, data.get("client_id"))
+        # Like server.py: `prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))`, a client may choose it.
+        item = _Item(self._number - 1, str(data.get("prompt_id", uuid.uuid4())), graph, data.get("client_id"))
         self._pending.append(item)
         self.prompt_ids.append(item.prompt_id)
         await self._notify()

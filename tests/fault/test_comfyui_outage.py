@@ -39,7 +39,7 @@ async def test_while_comfyui_is_down_a_full_queue_of_waiting_jobs_fails_fast(
         answers = await asyncio.gather(*(_generate(client, {**SMOKE, "seed": n}) for n in range(9)))
         assert [status for status, _ in answers] == [503] * 9, answers
         assert {body["error"]["code"] for _, body in answers} == {"provider_unavailable"}
-        assert all(body["error"]["details"]["websocket"] == "down" for _, body in answers)
+        assert all(body["error"]["details"]["websocket"] == "down" for _, body in answers), answers
         status, ready, _ = await client.call("GET", "/readyz")
         assert status == 503 and ready["error"]["code"] == "not_ready"
         status, held, _ = await client.call("GET", "/metrics")

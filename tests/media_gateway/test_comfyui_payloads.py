@@ -100,7 +100,7 @@ async def test_text_plain_500_from_prompt_is_an_upstream_error() -> None:
 
     async with _provider_against([web.post("/prompt", boom)]) as provider:
         with pytest.raises(UpstreamError) as caught:
-            await provider._submit({"1": {"class_type": "EmptyImage", "inputs": {}}})
+            await provider.pool[0].submit({"1": {"class_type": "EmptyImage", "inputs": {}}})
     assert caught.value.details["status"] == 500
     assert caught.value.code == "upstream_error"
 
@@ -111,7 +111,7 @@ async def test_view_404_with_empty_body_is_an_upstream_error() -> None:
 
     async with _provider_against([web.get("/view", missing)]) as provider:
         with pytest.raises(UpstreamError):
-            await provider._download(ImageRef(filename="x.png"))
+            await provider.pool[0].download(ImageRef(filename="x.png"))
 
 
 async def test_unreachable_comfyui_makes_health_not_ready() -> None:

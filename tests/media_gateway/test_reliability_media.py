@@ -80,7 +80,10 @@ async def test_a_full_provider_queue_answers_429_overloaded_with_retry_after(
         assert error["code"] == "overloaded" and error["details"]["max_jobs"] == 2
         assert headers["retry-after"] == "3"
         status, ready, _ = await client.call("GET", "/readyz")
-        assert status == 200 and ready["providers"]["comfyui"] == {"jobs": 2, "max_jobs": 2, "websocket": "connected"}
+        instance = {fake.url: {"websocket": "connected", "jobs": 1, "max_in_flight": 1, "queue": 1}}
+        assert status == 200 and ready["providers"]["comfyui"] == {
+            "jobs": 2, "max_jobs": 2, "websocket": "connected", "instances": instance,
+        }
         # Mock jobs do not count against ComfyUI's queue.
         status, _, _ = await client.generate({**SMOKE, "wait": False}, mode="mock")
         assert status == 202
