@@ -35,12 +35,13 @@ from .gateway import Gateway, GatewayStream
 from .guards import build_guards
 from .metrics import LLMMetrics
 from .openai_compat import openai_routes
+from .openai_errors import OpenAIErrorMiddleware
 from .openapi import llm_openapi
 from .readiness import Readiness
 from .registry import build_providers
 from .reload import RoutingReloader
 from .routing import Router
-from .streaming import DeadlineStream
+from .streaming import DeadlineStream, first_item, resumed
 
 __all__ = ["STREAM_CUT", "build_gateway", "create_app"]
 
@@ -135,13 +136,19 @@ class _Endpoints:
             if stream:
                 # Route and schema errors raise here, so before the stream starts they get their own status.
                 pieces = self.gateway.stream(body, mode=mode, timeout=timeout)
+                # Nothing is sent before the first piece exists, so a failure until then has its own status.
+                try:
+                    first = await first_item(pieces)
+                except BaseException:
+                    await pieces.aclose()
+                    raise
             else:
                 response = await self.gateway.generate(body, mode=mode, timeout=timeout)
         except GatewayError as err:
             self._log(body, mode, started, None, err, stream=stream)
             raise
         if stream:
-            frames = self._frames(pieces, body, mode, started, request_id_of(request))
+            frames = self._frames(first, pieces, body, mode, started, request_id_of(request))
             return DeadlineStream(frames, deadline=pieces.deadline, on_cut=lambda: self._cut(body, mode, started))
         self._log(body, mode, started, response, None, stream=False)
         return Response(_encode(response), media_type=_JSON)
@@ -157,6 +164,7 @@ class _Endpoints:
 
     async def _frames(
         self,
+        first: StreamDelta | GenerateResponse,
         pieces: GatewayStream,
         body: GenerateRequest,
         mode: Mode | None,
@@ -164,7 +172,7 @@ class _Endpoints:
         request_id: str | None,
     ) -> AsyncGenerator[bytes, None]:
         try:
-            async for item in pieces:
+            async for item in resumed(first, pieces, more=isinstance(first, StreamDelta)):
                 if isinstance(item, StreamDelta):
                     yield sse_event("delta", _encode(item))
                 else:
@@ -242,7 +250,11 @@ def create_app(
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
         # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
         middleware=[
-            Middleware(RequestIdMiddleware), *cors_middleware(config.server.origins), *auth_middleware(config.auth)
+            Middleware(RequestIdMiddleware),
+            # Under /v1 every error is OpenAI's error object (auth, unknown paths and methods included).
+            Middleware(OpenAIErrorMiddleware),
+            *cors_middleware(config.server.origins),
+            *auth_middleware(config.auth),
         ],
         exception_handlers=dict(error_handlers()),
         lifespan=lifespan,

@@ -112,9 +112,16 @@ class GatewayStream:
     provider (and its limiter slot) past it.
     """
 
-    def __init__(self, items: AsyncGenerator[StreamDelta | GenerateResponse, None], deadline: float) -> None:
+    def __init__(
+        self,
+        items: AsyncGenerator[StreamDelta | GenerateResponse, None],
+        deadline: float,
+        attempts: list[Attempt] | None = None,
+    ) -> None:
         self._items = items
         self.deadline = deadline
+        # The tries so far, the one answering last (a front end names its model before the answer is whole).
+        self.attempts: list[Attempt] = [] if attempts is None else attempts
 
     def __aiter__(self) -> GatewayStream:
         return self
@@ -359,16 +366,17 @@ class Gateway:
         """Text pieces, then one GenerateResponse. Route and schema errors raise here, before iteration."""
         plan = self.plan(request, mode=mode, timeout=timeout)
         deadline = asyncio.get_running_loop().time() + plan.timeout
-        return GatewayStream(self.run_stream(plan, deadline=deadline), deadline)
+        attempts: list[Attempt] = []
+        return GatewayStream(self.run_stream(plan, deadline=deadline, attempts=attempts), deadline, attempts)
 
     async def run_stream(
-        self, plan: Plan, *, deadline: float | None = None
+        self, plan: Plan, *, deadline: float | None = None, attempts: list[Attempt] | None = None
     ) -> AsyncGenerator[StreamDelta | GenerateResponse, None]:
         """Stream a plan: a retry or fallback is tried only while no text has been sent."""
         started = perf_counter()
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + plan.timeout
-        attempts: list[Attempt] = []
+        attempts = [] if attempts is None else attempts
         errors: list[GatewayError] = []
         async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
             async for target, provider, until in tries:

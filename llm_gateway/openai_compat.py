@@ -1,13 +1,14 @@
-"""An OpenAI-compatible front end on the gateway: `POST /v1/chat/completions` and `GET /v1/models`.
+"""An OpenAI-compatible front end on the gateway: `POST /v1/chat/completions`, `GET /v1/models[/{id}]`, embeddings.
 
 Any OpenAI SDK pointed at `http://<gateway>/v1` goes through the same routing, fallbacks, mock mode and
 structured output as the native `/api/v1/llm/generate`. `model` is either a route alias,
-`role:<role>[/task:<task>][/quality:<quality>]` (task defaults to `chat`), or a configured model
-name, which is served by the first route whose primary target uses it.
+`role:<role>[/task:<task>][/quality:<quality>]` (task defaults to `chat`), or a configured model name,
+which is served by the first route whose primary target uses it. Every answer (and every chunk) names the
+`model` the client asked for; the model that answered is in `x-gateway-model` (and `x-gateway-provider`).
 
-A streamed answer with a `response_format` is validated before its content is sent: the content arrives
-in one chunk once the gateway has accepted (or repaired) it, so a stream never delivers an answer the
-gateway would reject; one it still rejects ends with an error chunk and no content.
+Errors are OpenAI's (see openai_errors.py). A stream sends nothing until its first piece exists, so a failure
+before it is an ordinary HTTP error; a streamed answer with a `response_format` is validated before its
+content is sent, so a stream never delivers an answer the gateway would reject.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from time import perf_counter
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 import structlog
@@ -29,74 +30,23 @@ from service_common.deadline import request_timeout
 from service_common.http import decode_body
 from service_common.metrics import label_request
 from service_common.modes import requested_mode
-from shared_contracts._base import Inbound, Outbound
+from shared_contracts._base import Outbound
 from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
-from shared_contracts.llm import GenerateRequest, GenerateResponse, RouteInfo, StreamDelta
+from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Mode, RouteInfo, StreamDelta
 
 from .gateway import Gateway, GatewayStream, Plan
-from .streaming import DeadlineStream
+from .openai_convert import completion_message, finish_reason, native_request, wire_logprobs, wire_tool_calls
+from .openai_errors import openai_error
+from .openai_wire import ChatCompletionRequest, decode_chat
+from .streaming import DeadlineStream, first_item, resumed
 
-__all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes"]
+__all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes", "system_fingerprint"]
 
 ALIAS_PREFIX = "role:"
 DEFAULT_TASK = "chat"
 _OWNER = "llm-gateway"
 _encode = msgspec.json.Encoder().encode
-
-
-class _TextPart(Inbound):
-    type: Literal["text"]
-    text: str
-
-
-class _ChatMessage(Inbound):
-    # `developer` is the newer name OpenAI uses for `system`.
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[_TextPart] | None = None
-    name: str | None = None
-
-
-class _JsonSchema(Inbound):
-    name: str
-    schema: dict[str, Any] | None = None
-    strict: bool | None = None
-    description: str | None = None
-
-
-class _ResponseFormat(Inbound):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: _JsonSchema | None = None
-
-
-class _StreamOptions(Inbound):
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(Inbound):
-    """The Chat Completions fields the gateway honours; unknown fields are rejected by name.
-
-    `frequency_penalty`, `presence_penalty`, `user` and `logprobs: false` are accepted and ignored,
-    since SDKs send them; tools, `n > 1` and log-probabilities are refused.
-    """
-
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-    messages: Annotated[list[_ChatMessage], msgspec.Meta(min_length=1)]
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    n: int | None = None
-    stream: bool = False
-    stream_options: _StreamOptions | None = None
-    response_format: _ResponseFormat | None = None
-    metadata: dict[str, str] | None = None
-    user: str | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    logprobs: bool | None = None
-    tools: list[dict[str, Any]] | None = None
+_Item = StreamDelta | GenerateResponse
 
 
 class _Model(Outbound, kw_only=True):
@@ -111,32 +61,25 @@ class _ModelList(Outbound, kw_only=True):
     data: list[_Model]
 
 
-class _Usage(Outbound, kw_only=True):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+def system_fingerprint(mode: Mode) -> str:
+    """`system_fingerprint` says which mode answered (`fp_mock`, `fp_live`, `fp_replay`): a mock answer names
+    the model the live route would use, so the fingerprint (and the `X-Generator-Mode` header) tell it apart."""
+    return f"fp_{mode}"
 
 
-_decode_request = msgspec.json.Decoder(ChatCompletionRequest)
-
-
-def _text(content: str | list[_TextPart] | None) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    return "".join(part.text for part in content)
-
-
-def _usage(response: GenerateResponse) -> _Usage | None:
-    """OpenAI's usage object, or None (sent as `"usage": null`) when the provider did not report both counts:
+def _usage(responses: list[GenerateResponse]) -> dict[str, int] | None:
+    """OpenAI's usage over all choices, or None (`"usage": null`) when a provider did not report a count:
     OpenAI's schema has no place for an unknown count, and a made-up 0 would be read as a real one."""
-    used = response.usage
-    if used.input_tokens is None or used.output_tokens is None:
+    counts = [(r.usage.input_tokens, r.usage.output_tokens) for r in responses]
+    if any(i is None or o is None for i, o in counts):
         return None
-    return _Usage(
-        prompt_tokens=used.input_tokens,
-        completion_tokens=used.output_tokens,
-        total_tokens=used.input_tokens + used.output_tokens,
-    )
+    prompt = sum(i or 0 for i, _ in counts[:1])  # the same prompt for every choice: counted once, as OpenAI does
+    completion = sum(o or 0 for _, o in counts)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _resolved(model: str, provider: str) -> dict[str, str]:
+    return {"x-gateway-model": model, "x-gateway-provider": provider}
 
 
 class _ChatEndpoints:
@@ -152,16 +95,30 @@ class _ChatEndpoints:
         table = self.gateway.routing_table()
         return [*table.rules, *([table.default] if table.default else [])]
 
-    async def models(self, request: Request) -> Response:
-        """Route aliases (`role:<role>` per role a rule names) and every primary model, in match order."""
-        ids: dict[str, None] = {}
+    def _model_ids(self) -> dict[str, str]:
+        """Every id `model` may be, with who owns it: route aliases, then every primary model, in match order."""
+        ids: dict[str, str] = {}
         for route in self._routes():
             for role in route.role or []:
-                ids[f"{ALIAS_PREFIX}{role}"] = None
+                ids.setdefault(f"{ALIAS_PREFIX}{role}", _OWNER)
         for route in self._routes():
-            ids[route.model] = None
-        body = _ModelList(data=[_Model(id=name, created=self.created) for name in ids])
-        return Response(_encode(body), media_type="application/json")
+            ids.setdefault(route.model, route.provider)
+        return ids
+
+    async def models(self, request: Request) -> Response:
+        """Route aliases (`role:<role>` per role a rule names) and every primary model, in match order."""
+        data = [_Model(id=name, created=self.created, owned_by=owner) for name, owner in self._model_ids().items()]
+        return Response(_encode(_ModelList(data=data)), media_type="application/json")
+
+    async def model(self, request: Request) -> Response:
+        """One model: any listed id, or any alias that resolves to a route; else 404 model_not_found."""
+        name = request.path_params["model"]
+        owner = self._model_ids().get(name)
+        if owner is None:
+            role, task, quality = self._addressing(name)
+            self.gateway.router.resolve(role, task, quality)
+            owner = _OWNER
+        return Response(_encode(_Model(id=name, created=self.created, owned_by=owner)), media_type="application/json")
 
     def _addressing(self, model: str) -> tuple[str, str, str | None]:
         """`model` → (role, task, quality) for the router."""
@@ -172,7 +129,7 @@ class _ChatEndpoints:
                 if not sep or not value or key not in ("role", "task", "quality") or key in parts:
                     raise InvalidRequest(
                         f"model {model!r}: expected role:<role>[/task:<task>][/quality:<quality>]",
-                        details={"field": "model"},
+                        details={"param": "model"},
                     )
                 parts[key] = value
             return parts["role"], parts.get("task", DEFAULT_TASK), parts.get("quality")
@@ -183,52 +140,13 @@ class _ChatEndpoints:
                 task = route.task[0] if route.task else DEFAULT_TASK
                 return role, task, route.quality[0] if route.quality else None
         raise NoRoute(
-            f"unknown model {model!r}; GET /v1/models lists the route aliases and models",
-            details={"model": model},
+            f"The model {model!r} does not exist; GET /v1/models lists the route aliases and models",
+            details={"model": model, "param": "model"},
         )
 
-    def _generate_request(self, body: ChatCompletionRequest) -> GenerateRequest:
-        if body.n not in (None, 1):
-            raise InvalidRequest("only n=1 is supported", details={"field": "n"})
-        if body.tools:
-            raise InvalidRequest("tools are not supported by this gateway", details={"field": "tools"})
-        if body.logprobs:
-            raise InvalidRequest("logprobs are not supported by this gateway", details={"field": "logprobs"})
+    def _native(self, body: ChatCompletionRequest) -> GenerateRequest:
         role, task, quality = self._addressing(body.model)
-        schema: dict[str, Any] | None = None
-        if body.response_format is not None and body.response_format.type == "json_schema":
-            spec = body.response_format.json_schema
-            if spec is None or spec.schema is None:
-                raise InvalidRequest(
-                    "response_format.json_schema.schema is required", details={"field": "response_format"}
-                )
-            schema = spec.schema
-        elif body.response_format is not None and body.response_format.type == "json_object":
-            schema = {"type": "object"}
-        raw: dict[str, Any] = {
-            "role": role,
-            "task": task,
-            "quality": quality,
-            "messages": [
-                {"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
-                for m in body.messages
-            ],
-            "response_schema": schema,
-            "options": {
-                "temperature": body.temperature,
-                "top_p": body.top_p,
-                "max_tokens": body.max_completion_tokens or body.max_tokens,
-                "seed": body.seed,
-                "stop": [body.stop] if isinstance(body.stop, str) else body.stop,
-            },
-            "metadata": body.metadata or {},
-        }
-        raw["options"] = {k: v for k, v in raw["options"].items() if v is not None}
-        try:
-            # Through convert, so the native request's limits (temperature <= 2, ...) apply here too.
-            return msgspec.convert(raw, GenerateRequest)
-        except msgspec.ValidationError as exc:
-            raise InvalidRequest("invalid chat completion request", details={"reason": str(exc)}) from exc
+        return native_request(body, role=role, task=task, quality=quality)
 
     def _log(self, request: GenerateRequest | None, started: float, outcome: str, **fields: Any) -> None:
         self.log.info(
@@ -245,47 +163,86 @@ class _ChatEndpoints:
         native: GenerateRequest | None = None
         try:
             timeout = request_timeout(request.headers)
-            body = await decode_body(request, _decode_request, max_bytes=self.max_body)
+            body = await decode_body(request, decode_chat, max_bytes=self.max_body)
             # Before the model is resolved, as on the native endpoint: a bad header is a 400 even for an unknown model.
             mode = requested_mode(request.headers, allowed=self.gateway.allow_mode_header)
-            native = self._generate_request(body)
+            native = self._native(body)
             if body.stream:
-                include_usage = body.stream_options is not None and body.stream_options.include_usage
-                if native.response_schema is None:
-                    pieces = self.gateway.stream(native, mode=mode, timeout=timeout)
-                else:
-                    # Validate before streaming: the content goes out once the gateway accepted (or repaired) it.
-                    plan = self.gateway.plan(native, mode=mode, timeout=timeout)
-                    deadline = asyncio.get_running_loop().time() + plan.timeout
-                    pieces = GatewayStream(self._validated(plan), deadline)
-                chunks = self._chunks(pieces, body.model, include_usage, native, started)
-                return DeadlineStream(chunks, deadline=pieces.deadline, on_cut=lambda: self._cut(native, started))
-            response = await self.gateway.generate(native, mode=mode, timeout=timeout)
+                return await self._stream(body, native, mode, timeout, started)
+            choices = [self._with_seed(native, index) for index in range(body.n or 1)]
+            responses = await asyncio.gather(
+                *(self.gateway.generate(c, mode=mode, timeout=timeout) for c in choices)
+            )
         except GatewayError as err:
-            self._log(native, started, err.code, stream=False)
+            self._log(native, started, err.code, stream=bool(native and body.stream))
             raise
-        self._log(
-            native, started, "ok", stream=False, mode=response.mode, provider=response.provider, model=response.model
-        )
+        first = responses[0]
+        self._log(native, started, "ok", stream=False, mode=first.mode, provider=first.provider, model=first.model)
+        legacy = bool(body.functions)
         completion = {
-            "id": f"chatcmpl-{response.id}",
+            "id": f"chatcmpl-{first.id}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": response.model,
+            "model": body.model,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": response.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": response.finish_reason,
+                    "index": index,
+                    "message": completion_message(response, legacy=legacy),
+                    "logprobs": wire_logprobs(response.logprobs),
+                    "finish_reason": finish_reason(response, legacy=legacy),
                 }
+                for index, response in enumerate(responses)
             ],
-            "usage": _usage(response),
-            "system_fingerprint": None,
+            "usage": _usage(list(responses)),
+            "system_fingerprint": system_fingerprint(first.mode),
         }
-        return Response(_encode(completion), media_type="application/json")
+        return Response(_encode(completion), media_type="application/json", headers=_resolved(first.model,
+                                                                                              first.provider))
 
-    async def _validated(self, plan: Plan) -> AsyncGenerator[StreamDelta | GenerateResponse, None]:
+    @staticmethod
+    def _with_seed(native: GenerateRequest, index: int) -> GenerateRequest:
+        """Choice `index` of `n`: each after the first gets its own seed, so the choices differ as OpenAI's do."""
+        if index == 0:
+            return native
+        options = native.options or GenerateOptions()
+        seed = (options.seed or 0) + index
+        return msgspec.structs.replace(native, options=msgspec.structs.replace(options, seed=seed))
+
+    def _open(self, native: GenerateRequest, mode: Mode | None, timeout: float | None) -> GatewayStream:
+        if native.response_schema is None:
+            return self.gateway.stream(native, mode=mode, timeout=timeout)
+        # Validate before streaming: the content goes out once the gateway accepted (or repaired) it.
+        plan = self.gateway.plan(native, mode=mode, timeout=timeout)
+        deadline = asyncio.get_running_loop().time() + plan.timeout
+        return GatewayStream(self._validated(plan), deadline)
+
+    async def _stream(
+        self,
+        body: ChatCompletionRequest,
+        native: GenerateRequest,
+        mode: Mode | None,
+        timeout: float | None,
+        started: float,
+    ) -> Response:
+        streams = [self._open(self._with_seed(native, i), mode, timeout) for i in range(body.n or 1)]
+        # Nothing is sent before the first piece exists: an error until then is an ordinary HTTP error.
+        try:
+            first = await first_item(streams[0])
+        except BaseException:
+            for later in streams[1:]:
+                await later.aclose()
+            raise
+        if isinstance(first, GenerateResponse):
+            headers = _resolved(first.model, first.provider)
+        else:
+            attempt = streams[0].attempts[-1] if streams[0].attempts else None
+            headers = _resolved(attempt.model, attempt.provider) if attempt else {}
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        chunks = self._chunks(streams, first, body, include_usage, native, started)
+        return DeadlineStream(chunks, deadline=streams[0].deadline, on_cut=lambda: self._cut(native, started),
+                              headers=headers)
+
+    async def _validated(self, plan: Plan) -> AsyncGenerator[_Item, None]:
         """The plan's one validated (or repaired) answer, as a stream with no text pieces."""
         yield await self.gateway.run(plan)
 
@@ -296,8 +253,9 @@ class _ChatEndpoints:
 
     async def _chunks(
         self,
-        pieces: GatewayStream,
-        model: str,
+        streams: list[GatewayStream],
+        first: _Item,
+        body: ChatCompletionRequest,
         include_usage: bool,
         native: GenerateRequest,
         started: float,
@@ -306,44 +264,55 @@ class _ChatEndpoints:
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
-            "model": model,
-            "system_fingerprint": None,
+            "model": body.model,
+            "system_fingerprint": system_fingerprint(self.gateway.mode),
         }
+        legacy = bool(body.functions)
 
-        def chunk(delta: Mapping[str, Any], finish: str | None = None, **more: Any) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return b"data: " + _encode({**head, "choices": [choice], **more}) + b"\n\n"
+        def chunk(index: int, delta: Mapping[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+            return b"data: " + _encode({**head, "choices": [choice]}) + b"\n\n"
 
+        answers: list[GenerateResponse] = []
         try:
-            # As OpenAI does, the first chunk carries the role and empty content.
-            yield chunk({"role": "assistant", "content": ""})
-            streamed = False
-            async for item in pieces:
-                if isinstance(item, StreamDelta):
-                    streamed = True
-                    yield chunk({"content": item.text})
-                    continue
-                head["model"] = item.model
-                if not streamed and item.text:
-                    # A validated answer (response_format) comes whole, after the gateway accepted it.
-                    yield chunk({"content": item.text})
-                yield chunk({}, item.finish_reason)
-                if include_usage:
-                    yield b"data: " + _encode({**head, "choices": [], "usage": _usage(item)}) + b"\n\n"
-                self._log(native, started, "ok", stream=True, mode=item.mode, provider=item.provider, model=item.model)
+            for index, pieces in enumerate(streams):
+                # As OpenAI does, the first chunk of a choice carries the role and empty content.
+                yield chunk(index, {"role": "assistant", "content": ""})
+                streamed = False
+                items = resumed(first, pieces, more=isinstance(first, StreamDelta)) if index == 0 else pieces
+                async for item in items:
+                    if isinstance(item, StreamDelta):
+                        streamed = True
+                        yield chunk(index, {"content": item.text})
+                        continue
+                    head["system_fingerprint"] = system_fingerprint(item.mode)
+                    if not streamed and item.text:
+                        # A validated answer (response_format) comes whole, after the gateway accepted it.
+                        yield chunk(index, {"content": item.text})
+                    if item.tool_calls and legacy:
+                        yield chunk(index, {"function_call": wire_tool_calls(item.tool_calls[:1])[0]["function"]})
+                    elif item.tool_calls:
+                        calls = [{"index": n, **call} for n, call in enumerate(wire_tool_calls(item.tool_calls))]
+                        yield chunk(index, {"tool_calls": calls})
+                    yield chunk(index, {}, finish_reason(item, legacy=legacy), wire_logprobs(item.logprobs))
+                    answers.append(item)
+            if include_usage:
+                yield b"data: " + _encode({**head, "choices": [], "usage": _usage(answers)}) + b"\n\n"
+            last = answers[-1]
+            self._log(native, started, "ok", stream=True, mode=last.mode, provider=last.provider, model=last.model)
             yield b"data: [DONE]\n\n"
         except GatewayError as err:
             # Headers are sent: the error travels as a data frame, which OpenAI SDKs raise as APIError.
             self._log(native, started, err.code, stream=True)
-            error = {"message": err.message, "type": err.code, "code": err.code, "param": None}
-            yield b"data: " + _encode({"error": error}) + b"\n\n"
+            yield b"data: " + _encode({"error": openai_error(err.to_body())}) + b"\n\n"
         except Exception as exc:
             # The status line is already sent, so this is the outermost handler the stream has.
             self.log.error("openai_stream_failed", exc_info=exc)
-            error = {"message": "internal error", "type": "internal_error", "code": "internal_error", "param": None}
+            error = openai_error(GatewayError("internal error").to_body())
             yield b"data: " + _encode({"error": error}) + b"\n\n"
         finally:
-            await pieces.aclose()
+            for pieces in streams:
+                await pieces.aclose()
 
 
 def openai_routes(gateway: Gateway, *, max_body: int) -> list[Route]:
@@ -352,4 +321,5 @@ def openai_routes(gateway: Gateway, *, max_body: int) -> list[Route]:
     return [
         Route("/v1/chat/completions", endpoints.chat, methods=["POST"]),
         Route("/v1/models", endpoints.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", endpoints.model, methods=["GET"]),
     ]

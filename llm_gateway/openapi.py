@@ -24,6 +24,10 @@ _SSE_EVENT: dict[str, Any] = {
 }
 
 
+_OPENAI_ERRORS = ("Errors under /v1 are OpenAI's error object {\"error\": {\"message\", \"type\", \"param\", "
+                  "\"code\"}}, with the gateway's status, Retry-After and x-request-id.")
+
+
 def _operations() -> list[Operation]:
     generate_headers = (REQUEST_TIMEOUT, _MODE)
     return [
@@ -37,10 +41,12 @@ def _operations() -> list[Operation]:
                               "event (the error envelope). Errors before the first event are JSON envelopes."),
         Operation("GET", "/api/v1/llm/routes", "The resolved routing table", response=RoutingTable, tags=("llm",)),
         Operation("POST", "/v1/chat/completions", "OpenAI-compatible chat completion (JSON or SSE with stream: true)",
-                  request=ChatCompletionRequest, response_schema=_OBJECT, errors=_GENERATE_ERRORS,
-                  headers=(REQUEST_TIMEOUT, _MODE), tags=("openai",)),
+                  request=ChatCompletionRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE),
+                  tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
-                  tags=("openai",)),
+                  tags=("openai",), description=_OPENAI_ERRORS),
+        Operation("GET", "/v1/models/{model}", "One route alias or model, OpenAI style (404 model_not_found)",
+                  response_schema=_OBJECT, tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/healthz", "The process is up",
                   response_schema={"type": "object", "properties": {"status": {"type": "string"}},
                                    "required": ["status"]},

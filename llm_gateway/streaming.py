@@ -12,7 +12,8 @@ which cancels the stream; the generation is closed the same way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import TypeVar
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -21,7 +22,26 @@ from starlette.types import Message, Receive, Scope, Send
 from service_common.protocol import end_unfinished_response
 from service_common.sse import SSE_HEADERS
 
-__all__ = ["DeadlineStream"]
+__all__ = ["DeadlineStream", "first_item", "resumed"]
+
+T = TypeVar("T")
+
+
+async def first_item(stream: AsyncIterator[T]) -> T:
+    """The stream's first item, awaited before any byte of the response is sent.
+
+    So a failure before the first piece (no route, a refused schema, an upstream that times out or answers an
+    error) is an ordinary HTTP error with its own status, never a 200 whose first event is the error.
+    """
+    return await anext(stream)
+
+
+async def resumed(first: T, rest: AsyncIterator[T], *, more: bool) -> AsyncGenerator[T, None]:
+    """`first` (taken by `first_item`), then, when `more`, the rest of the stream."""
+    yield first
+    if more:
+        async for item in rest:
+            yield item
 
 
 class DeadlineStream(StreamingResponse):
@@ -31,9 +51,14 @@ class DeadlineStream(StreamingResponse):
     """
 
     def __init__(
-        self, frames: AsyncGenerator[bytes, None], *, deadline: float, on_cut: Callable[[], None]
+        self,
+        frames: AsyncGenerator[bytes, None],
+        *,
+        deadline: float,
+        on_cut: Callable[[], None],
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+        super().__init__(frames, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
         self._frames = frames
         self._deadline = deadline
         self._on_cut = on_cut

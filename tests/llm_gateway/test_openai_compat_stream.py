@@ -69,14 +69,15 @@ async def test_a_repaired_answer_is_the_only_one_the_stream_delivers() -> None:
     assert native.json()["json"] == {"n": 0}  # the third and fourth answer: the same repair, natively
 
 
-async def test_an_answer_still_invalid_after_the_repair_ends_with_an_error_chunk_and_no_content() -> None:
+async def test_an_answer_still_invalid_after_the_repair_is_an_http_422_with_no_content() -> None:
+    # Before issue 15: a 200 whose last chunk was the error. Nothing is sent before the first piece exists now,
+    # and a validated answer's first piece is the whole answer, so the failure is an ordinary HTTP error.
     async with AsgiClient(app(['{"n": 3}', '{"n": 5}'])) as client:
         reply = await client.post("/v1/chat/completions", json=chat())
-    frames = chunks(reply.body)
-    assert reply.status == 200
-    assert content(frames) == ""
-    assert frames[-1]["error"]["code"] == "invalid_output"
-    assert "[DONE]" not in frames
+    assert reply.status == 422
+    assert reply.json() == {"error": {"message": reply.json()["error"]["message"], "type": "api_error",
+                                      "param": None, "code": "invalid_output"}}
+    assert reply.headers["x-should-retry"] == "false"
 
 
 async def test_a_plain_stream_still_streams_piece_by_piece() -> None:

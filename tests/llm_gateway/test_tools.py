@@ -23,8 +23,10 @@ WEATHER: dict[str, Any] = {
         "additionalProperties": False,
     },
 }
-CLOCK: dict[str, Any] = {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}},
-                                                             "required": ["zone"]}}
+CLOCK: dict[str, Any] = {
+    "name": "get_time",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+}
 ASK = [{"role": "user", "content": "What is the time in Seoul?"}]
 
 
@@ -142,6 +144,7 @@ async def test_a_route_without_a_capable_provider_refuses_naming_the_field(more:
 
 async def test_mock_logprobs_cover_the_text() -> None:
     async with AsgiClient(mock_app()) as client:
-        answer = (await client.post(GENERATE, json=body(tools=None, options={"logprobs": True, "top_logprobs": 3}))).json()
+        reply = await client.post(GENERATE, json=body(tools=None, options={"logprobs": True, "top_logprobs": 3}))
+    answer = reply.json()
     assert "".join(t["token"] for t in answer["logprobs"]) == answer["text"]
     assert all(len(t["top_logprobs"]) == 3 and t["logprob"] <= 0 for t in answer["logprobs"])
