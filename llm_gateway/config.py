@@ -15,9 +15,9 @@ import msgspec
 
 from service_common.auth import AuthSettings, key_hashes
 from service_common.config import ConfigError, Section, convert_section, load_config
+from service_common.modes import GeneratorMode
 from service_common.retry import RetryPolicy
 from service_common.server import ServerSettings
-from shared_contracts.llm import Mode
 
 from .guards import ResilienceConfig
 from .limits import RequestLimits
@@ -107,8 +107,10 @@ class RoutingConfig(Section, frozen=True):
 class GatewayConfig(Section, frozen=True):
     """The whole `config/llm_gateway.yaml`."""
 
-    mode: Mode = "mock"
+    mode: GeneratorMode = "mock"
     allow_mode_header: bool = False
+    # Record mode saves every live answer here; replay mode answers only from here (see llm_gateway/fixtures.py).
+    fixtures_dir: str = "fixtures/llm"
     timeouts: ModeTimeouts = ModeTimeouts()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # Readiness checks of live providers; short so a hung upstream cannot hang /readyz.

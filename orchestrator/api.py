@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from orchestrator.flow import FLOW_NAME
+from orchestrator.flow import FLOW_NAME, check_scenarios
 from orchestrator.runs import run_event_stream, summary_of
 from orchestrator.state import app_state
 from service_common.deadline import effective_timeout, request_timeout
@@ -36,9 +36,10 @@ async def create_run(request: Request) -> Response:
     state = app_state(request)
     requested = request_timeout(request.headers)
     body = await decode_body(request, _decode_run_request, max_bytes=state["config"].server.max_body_bytes)
+    check_scenarios(body.scenarios)
     timeout_s = effective_timeout(state["config"].runs.timeout_s, requested)
     runner = state["runner"]
-    doc = runner.flow.new_document(body.product, timeout_s=timeout_s)
+    doc = runner.flow.new_document(body.product, timeout_s=timeout_s, scenarios=body.scenarios)
     await runner.save(doc)
     request_id = request_id_of(request)
     if body.wait:

@@ -23,15 +23,27 @@ from orchestrator.agents import (
     StrategistAgent,
     VisionGeneratorAgent,
 )
+from orchestrator.agents.vision import IMAGE_STEP
 from orchestrator.clients import LLMGatewayClient, MediaGatewayClient
 from orchestrator.config import FlowConfig
 from orchestrator.runs.images import ImageKeeper, RunImageStore, run_image
 from orchestrator.runs.store import new_run_id
-from shared_contracts.errors import ErrorBody, GatewayError
+from shared_contracts.errors import ErrorBody, GatewayError, InvalidRequest
 from shared_contracts.flows import MediaCall, Product, RunDocument, RunImage, RunMode, StepRecord
+from shared_contracts.llm import Mode
 from shared_contracts.media import Job
+from shared_contracts.scenarios import LLM_SCENARIOS, MEDIA_SCENARIOS, parse_scenario
 
-__all__ = ["FLOW_NAME", "PARALLEL_ROLES", "ROLES", "OnUpdate", "P0ProductDetailFlow", "error_body"]
+__all__ = [
+    "FLOW_NAME",
+    "PARALLEL_ROLES",
+    "ROLES",
+    "SCENARIO_KEYS",
+    "OnUpdate",
+    "P0ProductDetailFlow",
+    "check_scenarios",
+    "error_body",
+]
 
 FLOW_NAME = "p0-product-detail"
 # The steps in flow order, and the two that run at the same time.
@@ -39,6 +51,9 @@ ROLES: tuple[str, ...] = tuple(agent.role for agent in (
     BrandAgent, BriefAgent, StrategistAgent, CopywriterAgent, VisionGeneratorAgent, ReviewerAgent
 ))
 PARALLEL_ROLES = frozenset({CopywriterAgent.role, VisionGeneratorAgent.role})
+# The gateway calls a run's `scenarios` may address: each step's LLM call by its role, and the vision
+# step's Media Gateway call as `vision.image`.
+SCENARIO_KEYS: tuple[str, ...] = (*ROLES, IMAGE_STEP)
 OnUpdate = Callable[[RunDocument], Awaitable[None]]
 
 _log = structlog.get_logger(component="flow")
@@ -46,6 +61,26 @@ _log = structlog.get_logger(component="flow")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def check_scenarios(scenarios: dict[str, str]) -> None:
+    """400 for a key that is no gateway call of the flow, or a value its gateway would not take.
+
+    `{"copywriter": "timeout", "vision.image": "exec_error"}` is fine; `{"vision.image": "rejected"}` is not
+    (the Media Gateway has no such scenario). Whether the gateways are in mock mode is theirs to say.
+    """
+    for key, value in scenarios.items():
+        if key not in SCENARIO_KEYS:
+            raise InvalidRequest(
+                f"scenarios: {key!r} is not a step of the flow; use one of {', '.join(SCENARIO_KEYS)}",
+                details={"path": f"$.scenarios.{key}", "known": list(SCENARIO_KEYS)},
+            )
+        try:
+            parse_scenario(value, MEDIA_SCENARIOS if key == IMAGE_STEP else LLM_SCENARIOS)
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                f"scenarios.{key}: {exc.message}", details={**exc.details, "path": f"$.scenarios.{key}"}
+            ) from None
 
 
 def error_body(err: GatewayError, request_id: str | None) -> ErrorBody:
@@ -111,9 +146,15 @@ class P0ProductDetailFlow:
         return list(self.agents)
 
     def new_document(
-        self, product: Product, *, run_id: str | None = None, timeout_s: float | None = None
+        self,
+        product: Product,
+        *,
+        run_id: str | None = None,
+        timeout_s: float | None = None,
+        scenarios: dict[str, str] | None = None,
     ) -> RunDocument:
-        """A `running` document with every step `pending`; `timeout_s` is the run's budget, when it has one."""
+        """A `running` document with every step `pending`; `timeout_s` is the run's budget, when it has one;
+        `scenarios` (checked by `check_scenarios`) are sent with the steps' gateway calls."""
         return RunDocument(
             run_id=run_id or new_run_id(),
             flow=FLOW_NAME,
@@ -131,6 +172,7 @@ class P0ProductDetailFlow:
             finished_at=None,
             duration_ms=None,
             timeout_s=timeout_s,
+            scenarios=dict(scenarios or {}),
         )
 
     async def run(
@@ -156,7 +198,7 @@ class P0ProductDetailFlow:
         started = time.monotonic() - ((_now() - doc.started_at).total_seconds() if doc.resumed_at else 0.0)
         outputs = self._finished_outputs(doc)
         for stage in self.stages:
-            inputs = AgentInputs(product=product, outputs=dict(outputs), run_id=doc.run_id)
+            inputs = AgentInputs(product=product, outputs=dict(outputs), run_id=doc.run_id, scenarios=doc.scenarios)
             # A resumed run: what succeeded is not asked again, a failure stands (and ends the run below).
             todo = [a for a in stage if a.role not in outputs and doc.steps[a.role].status != "failed"]
             async with asyncio.TaskGroup() as group:
@@ -212,7 +254,7 @@ class _RunState:
         self.on_update = on_update
         self.deadline = deadline
         self.keeper = keeper
-        # A resumed run keeps the modes its finished steps saw.
+        # A resumed run keeps the modes its finished steps saw ("mixed" stands for at least two).
         self.modes: set[str] = {"mock", "live"} if doc.mode == "mixed" else ({doc.mode} if doc.mode else set())
         # Copywriter and vision finish concurrently; their snapshots must not be written out of order.
         self._lock = asyncio.Lock()
@@ -222,9 +264,9 @@ class _RunState:
             async with self._lock:
                 await self.on_update(self.doc)
 
-    def _note_mode(self, mode: str) -> None:
+    def _note_mode(self, mode: Mode) -> None:
         self.modes.add(mode)
-        value: RunMode = "mixed" if len(self.modes) > 1 else ("live" if mode == "live" else "mock")
+        value: RunMode = "mixed" if len(self.modes) > 1 else mode
         self.doc.mode = value
 
     async def step(self, agent: Agent[Any], inputs: AgentInputs) -> AgentOutput | None:

@@ -33,7 +33,7 @@ __all__ = [
 RunStatus = Literal["running", "succeeded", "failed"]
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
 # "mixed" when the two gateways report different modes, so a half-mocked run is never mistaken for a real one.
-RunMode = Literal["mock", "live", "mixed"]
+RunMode = Literal["mock", "live", "replay", "mixed"]
 
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Feature = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -59,6 +59,9 @@ class RunRequest(Inbound):
 
     product: Product
     wait: bool = True
+    # Mock-mode failure scenarios per step: role -> `X-Mock-Scenario` value sent with that step's gateway call
+    # (`vision` is the vision step's LLM call, `vision.image` its Media Gateway call). Mock mode only.
+    scenarios: dict[str, str] = {}
 
 
 class MediaCall(Outbound):
@@ -117,6 +120,8 @@ class RunDocument(Outbound):
     error: ErrorBody | None = None
     timeout_s: float | None = None
     resumed_at: datetime | None = None
+    # The failure scenarios the run was started with (a resumed run keeps them); empty for a normal run.
+    scenarios: dict[str, str] = {}
 
 
 class RunSummary(Outbound):

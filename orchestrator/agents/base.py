@@ -71,6 +71,8 @@ class AgentInputs:
     product: Product
     outputs: Mapping[str, AgentOutput] = field(default_factory=dict)
     run_id: str = ""
+    # The run's mock-mode failure scenarios by step (see RunRequest.scenarios); each agent sends its own.
+    scenarios: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,8 @@ class Agent(Generic[OutT]):
     ) -> Generated[OutT]:
         """One LLM Gateway call for this agent, ending by `deadline`; the answer is validated into `output_type`."""
         generated: Generated[OutT] = await self.llm.send(
-            self.request(inputs), output=self.output_type, request_id=request_id, deadline=deadline
+            self.request(inputs), output=self.output_type, request_id=request_id, deadline=deadline,
+            scenario=inputs.scenarios.get(self.role),
         )
         return generated
 

@@ -14,9 +14,11 @@ from orchestrator.config import Aspect, ImageSize
 from shared_contracts.llm import GenerateOptions
 from shared_contracts.media import ImageInfo
 
-__all__ = ["ImagePrompt", "VisionGeneratorAgent", "VisionOutput"]
+__all__ = ["IMAGE_STEP", "ImagePrompt", "VisionGeneratorAgent", "VisionOutput"]
 
 MEDIA_TASK = "product_image"
+# The key of `RunRequest.scenarios` for this step's Media Gateway call (`vision` is its LLM call).
+IMAGE_STEP = "vision.image"
 
 
 class ImagePrompt(AgentOutput):
@@ -83,6 +85,7 @@ class VisionGeneratorAgent(Agent[ImagePrompt]):
             metadata={"run_id": inputs.run_id} if inputs.run_id else None,
             request_id=request_id,
             deadline=deadline,
+            scenario=inputs.scenarios.get(IMAGE_STEP),
         )
         output = VisionOutput(
             prompt=written.prompt,

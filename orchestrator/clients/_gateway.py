@@ -18,6 +18,7 @@ from service_common.auth import bearer_header
 from service_common.client import HttpClient, Reply, Sleep
 from service_common.retry import RetryPolicy, retry_after_seconds
 from shared_contracts.errors import GatewayError, UpstreamError, UpstreamTimeout, decode_envelope, error_from_body
+from shared_contracts.scenarios import SCENARIO_HEADER
 
 __all__ = ["GatewayClient"]
 
@@ -88,10 +89,12 @@ class GatewayClient:
         request_id: str | None = None,
         deadline: float | None = None,
         probe: bool = False,
+        scenario: str | None = None,
     ) -> Reply:
         """One call (retried on 429/503 unless `probe`), never past `deadline` (a `loop.time()`, the run's).
 
-        Returns the 2xx reply; an error comes back typed (the gateway's envelope keeps its class).
+        Returns the 2xx reply; an error comes back typed (the gateway's envelope keeps its class). `scenario`
+        is sent as `X-Mock-Scenario` (a mock gateway fails as asked; any other refuses it with 400).
         """
         now = asyncio.get_running_loop().time()
         budget = now + (_PROBE_S if probe else self.config.timeout_s)
@@ -106,6 +109,7 @@ class GatewayClient:
         return await self.http.call(
             method, path, body=body, request_id=request_id, deadline=wait, budget=budget,
             retry=None if probe else self.retry,
+            headers={SCENARIO_HEADER: scenario} if scenario is not None else None,
         )
 
     async def start(self) -> None:

@@ -138,9 +138,12 @@ class LLMGatewayClient(GatewayClient):
         output: type[Any] | Mapping[str, Any],
         request_id: str | None = None,
         deadline: float | None = None,
+        scenario: str | None = None,
     ) -> Generated[Any]:
-        """Send a built request; the answer's `json` is validated into `output`."""
-        reply = await self.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline)
+        """Send a built request; the answer's `json` is validated into `output`. `scenario`: X-Mock-Scenario."""
+        reply = await self.call(
+            "POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline, scenario=scenario
+        )
         try:
             response = _decode_response.decode(reply.body)
         except msgspec.DecodeError as exc:

@@ -42,8 +42,9 @@ class MediaGatewayClient(GatewayClient):
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
         deadline: float | None = None,
+        scenario: str | None = None,
     ) -> Job:
-        """Render and wait; a job that did not succeed raises its own error, typed."""
+        """Render and wait; a job that did not succeed raises its own error, typed. `scenario`: X-Mock-Scenario."""
         request = ImageRequest(
             role=role,
             task=task,
@@ -58,7 +59,9 @@ class MediaGatewayClient(GatewayClient):
             wait=True,
             metadata=dict(metadata or {}),
         )
-        reply = await self.call("POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline)
+        reply = await self.call(
+            "POST", _GENERATE_PATH, body=_encode(request), request_id=request_id, deadline=deadline, scenario=scenario
+        )
         try:
             job = _decode_job.decode(reply.body)
         except msgspec.DecodeError as exc:

@@ -1,0 +1,174 @@
+"""Record and replay for the LLM Gateway: live answers kept as fixture files and answered from them offline.
+
+GENERATOR_MODE=record calls the live providers and saves each answer; GENERATOR_MODE=replay answers only
+from the saved files and never contacts an upstream. A fixture's key is the SHA-256 of what was routed:
+role, task, quality, messages, response_schema and the client's options (every request field but
+`payload` and `metadata`, which carry context and ids, never what the model sees). One file per answer,
+`<fixtures_dir>/<role>/<task>-<key[:16]>.json`, holds the routed request, the answer (text, json,
+finish_reason, usage, the provider and model that answered) and, for a streamed answer, its pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, redact, slug
+from shared_contracts.errors import FixtureMissing
+from shared_contracts.llm import GenerateRequest, GenerateResponse, Usage
+
+__all__ = ["FORMAT", "Fixture", "FixtureAnswer", "FixtureStore", "routed"]
+
+FORMAT = 1
+_log = structlog.get_logger(component="llm_fixtures")
+
+
+class FixtureAnswer(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A recorded answer: what the live provider said, and who said it."""
+
+    provider: str
+    model: str
+    text: str
+    json: dict[str, Any] | None = None
+    finish_reason: str
+    usage: Usage
+    # The text pieces of a streamed answer as they came; None when it was recorded as one complete answer.
+    chunks: list[str] | None = None
+
+
+class Fixture(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One fixture file: its format, key, the routed request it answers, and the answer."""
+
+    format: int = FORMAT
+    key: str
+    request: dict[str, Any]
+    answer: FixtureAnswer
+
+
+_decode_fixture = msgspec.json.Decoder(Fixture)
+
+
+def routed(request: GenerateRequest) -> dict[str, Any]:
+    """The parts of `request` a fixture is keyed on: everything the model sees, nothing that is an id.
+
+    Fields at their default are left out, so a field added to the contract later keeps existing keys.
+    """
+    parts: dict[str, Any] = msgspec.to_builtins(msgspec.structs.replace(request, payload={}, metadata={}))
+    return parts
+
+
+class FixtureStore:
+    """The fixtures under one folder, indexed by key in memory; loaded at start-up, added to while recording."""
+
+    def __init__(self, root: Path, *, secrets: Sequence[str] = ()) -> None:
+        self.files = FixtureFiles(root)
+        self.secrets = tuple(secrets)
+        self._index: dict[str, tuple[Path, Fixture]] = {}
+
+    @property
+    def root(self) -> Path:
+        """The folder."""
+        return self.files.root
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def load(self) -> None:
+        """Read every fixture file; a broken one raises ValueError naming it (a start-up error, not a 500)."""
+        index: dict[str, tuple[Path, Fixture]] = {}
+        for path in self.files.files(".json"):
+            try:
+                fixture = _decode_fixture.decode(path.read_bytes())
+            except (OSError, msgspec.DecodeError) as exc:
+                raise ValueError(f"fixture {path}: {exc}") from exc
+            if fixture.key != canonical_key(fixture.request):
+                raise ValueError(f"fixture {path}: its key does not match its request (edited by hand?)")
+            index[fixture.key] = (path, fixture)
+        self._index = index
+
+    def path_for(self, request: GenerateRequest, key: str) -> Path:
+        """Where the fixture for `request` lives: `<role>/<task>-<key[:16]>.json`, names made safe."""
+        return self.files.path(slug(request.role), f"{slug(request.task)}-{key[:16]}.json")
+
+    def find(self, request: GenerateRequest) -> Fixture:
+        """The recorded answer to `request`; a miss is 404 `fixture_missing` naming the key and the closest one."""
+        parts = routed(request)
+        key = canonical_key(parts)
+        found = self._index.get(key)
+        if found is not None:
+            return found[1]
+        raise self._missing(request, parts, key)
+
+    def _missing(self, request: GenerateRequest, parts: dict[str, Any], key: str) -> FixtureMissing:
+        same = [
+            (path, fixture) for path, fixture in self._index.values()
+            if fixture.request.get("role") == request.role and fixture.request.get("task") == request.task
+        ]
+        details: dict[str, Any] = {
+            "key": key, "role": request.role, "task": request.task, "fixtures_dir": str(self.root), "closest": None,
+        }
+        if not same:
+            return FixtureMissing(
+                f"no fixture recorded for role {request.role!r}, task {request.task!r} (key {key[:16]})",
+                details=details,
+            )
+        wanted = _text_of(parts)
+
+        def rank(item: tuple[Path, Fixture]) -> tuple[int, float]:
+            recorded = item[1].request
+            similar = difflib.SequenceMatcher(None, _text_of(recorded), wanted, autojunk=False).quick_ratio()
+            return len(differences(recorded, parts)), -similar
+
+        path, closest = min(same, key=rank)
+        details["closest"] = {
+            "key": closest.key,
+            "file": str(path.relative_to(self.root)),
+            "differs_in": differences(closest.request, parts),
+        }
+        return FixtureMissing(
+            f"no fixture recorded for this {request.role}/{request.task} request (key {key[:16]}); "
+            f"the closest, {closest.key[:16]}, differs in {', '.join(details['closest']['differs_in'])}",
+            details=details,
+        )
+
+    async def save(self, request: GenerateRequest, response: GenerateResponse, chunks: list[str] | None) -> Path:
+        """Record `response` as the answer to `request` (replacing an older one); credentials are redacted.
+
+        A request that itself contained a credential is keyed without it, so it is never replayed as it was.
+        """
+        parts = redact(routed(request), self.secrets)
+        key = canonical_key(parts)
+        path = self.path_for(request, key)
+        older = self._index.get(key)
+        if chunks is None and older is not None and older[1].answer.text == response.text:
+            chunks = older[1].answer.chunks  # a complete answer keeps the chunking a stream recorded
+        answer = FixtureAnswer(
+            provider=response.provider,
+            model=response.model,
+            text=response.text,
+            json=response.json,
+            finish_reason=response.finish_reason,
+            usage=response.usage,
+            chunks=chunks,
+        )
+        fixture = Fixture(key=key, request=parts, answer=_redacted(answer, self.secrets))
+        await asyncio.to_thread(self.files.write, path, pretty(fixture))
+        self._index[key] = (path, fixture)
+        _log.info("fixture_recorded", key=key[:16], role=request.role, task=request.task,
+                  file=str(path.relative_to(self.root)))
+        return path
+
+
+def _redacted(answer: FixtureAnswer, secrets: Sequence[str]) -> FixtureAnswer:
+    return msgspec.convert(redact(msgspec.to_builtins(answer), secrets), FixtureAnswer)
+
+
+def _text_of(parts: dict[str, Any]) -> str:
+    messages = parts.get("messages") or []
+    return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
