@@ -54,6 +54,8 @@ class ChatMessage(Inbound):
     function_call: WireFunctionCall | None = None
     refusal: str | None = None
     audio: dict[str, Any] | None = None
+    # What an answer's message carries, when a client sends the message back as it got it: ignored.
+    annotations: list[dict[str, Any]] | None = None
 
 
 class WireFunction(Inbound):
