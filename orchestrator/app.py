@@ -1,7 +1,9 @@
 """The orchestrator's HTTP service: the JSON API (`api.py`), the pages people look at (`pages/`), health.
 
 At start-up it takes its runs folder (one process per folder) and picks up the runs a previous process
-left unfinished (`runs.on_restart`). CORS is absent. With API keys configured, programs send
+left unfinished (`runs.on_restart`); with `runs.url` (PostgreSQL) any number of replicas share the runs,
+each renewing the leases of the runs it drives and adopting those of a replica that stopped.
+CORS is absent. With API keys configured, programs send
 `Authorization: Bearer`, and browsers enter a key once for a session cookie (`pages/session.py`).
 """
 
@@ -25,6 +27,7 @@ from orchestrator.pages.render import PageRenderer
 from orchestrator.pages.routes import PAGE_ROUTES
 from orchestrator.pages.session import ConsoleAuthMiddleware, ConsoleSessions
 from orchestrator.runs import FileRunImageStore, FileRunStore, RunFeed, RunImageStore, RunRunner, RunStore
+from orchestrator.runs.pg_store import PostgresRunStore
 from orchestrator.samples import load_samples
 from orchestrator.state import AppState
 from service_common.auth import key_hashes
@@ -32,6 +35,7 @@ from service_common.cors import cors_middleware
 from service_common.http import RequestIdMiddleware, error_handlers
 from service_common.metrics import instrument
 from service_common.openapi import openapi_route
+from service_common.postgres import Heartbeat, replica_name
 
 __all__ = ["CONSOLE_OPEN_PATHS", "AppState", "create_app"]
 
@@ -42,6 +46,12 @@ CONSOLE_OPEN_PATHS = (
 )
 
 
+def _run_store(config: OrchestratorConfig) -> RunStore:
+    if config.runs.url:
+        return PostgresRunStore(config.runs.url, owner=replica_name(), lease_s=config.runs.lease_s)
+    return FileRunStore(config.runs.dir)
+
+
 def create_app(
     config: OrchestratorConfig,
     *,
@@ -50,7 +60,7 @@ def create_app(
     metrics: FlowMetrics | None = None,
 ) -> Starlette:
     """The ASGI app; the gateway sessions open in the lifespan and close on shutdown. `GET /metrics` included."""
-    run_store = store or FileRunStore(config.runs.dir)
+    run_store = store or _run_store(config)
     image_store = images or FileRunImageStore(config.runs.images_path)
     flow_metrics = metrics if metrics is not None else FlowMetrics()
     hashes = key_hashes(config.auth)
@@ -69,6 +79,14 @@ def create_app(
             runner = RunRunner(flow, run_store, metrics=flow_metrics, feed=feed)
             stack.push_async_callback(functools.partial(runner.close, grace_s=config.runs.shutdown_grace_s))
             await runner.recover(on_restart=config.runs.on_restart, timeout_s=config.runs.timeout_s)
+            if run_store.shared:
+                beats = Heartbeat(
+                    functools.partial(runner.beat, on_restart=config.runs.on_restart, timeout_s=config.runs.timeout_s),
+                    every_s=config.runs.heartbeat_s, name="runs-leases",
+                )
+                beats.start()
+                # Stopped before the runner closes, so nothing is adopted while this replica shuts down.
+                stack.push_async_callback(beats.close)
             yield {
                 "config": config, "llm": llm, "media": media, "runner": runner, "store": run_store,
                 "images": image_store, "feed": feed, "pages": renderer, "sessions": sessions,

@@ -82,6 +82,12 @@ class RunsConfig(Section, frozen=True):
     """Where run documents and their images are kept, and what happens to runs a stopped process left."""
 
     dir: str = "./var/runs"
+    # A PostgreSQL URL shares runs among replicas (leases, adoption of a dead replica's runs) instead of `dir`;
+    # empty keeps the folder. Run images still go to `images_dir` (or the S3 bucket of `images_url`).
+    url: str = ""
+    # With a shared store: a replica owns a running run for lease_s and renews it every heartbeat_s.
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=600)] = 15.0
+    heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     # Kept run images (content-addressed); empty = `<dir>/images`.
     images_dir: str = ""
     recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
@@ -93,6 +99,12 @@ class RunsConfig(Section, frozen=True):
     on_restart: Literal["resume", "fail"] = "resume"
     # Run event streams re-read a run this often when no save in this process woke them.
     events_poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("url: only postgresql:// URLs are supported (empty: the runs folder)")
+        if self.url and self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("heartbeat_s: must be at most half of lease_s, so one late beat never loses a lease")
 
     @property
     def images_path(self) -> str:

@@ -13,9 +13,14 @@ request that needed it; `open()` raises `ConfigError` naming the URL without its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import hashlib
-from collections.abc import Iterator, Sequence
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +31,7 @@ from shared_contracts.errors import StorageError
 
 from .config import ConfigError
 
-__all__ = ["Database", "Migration", "is_postgres_url", "redact_url", "storage_errors"]
+__all__ = ["Database", "Heartbeat", "Migration", "is_postgres_url", "redact_url", "replica_name", "storage_errors"]
 
 _log = structlog.get_logger(component="postgres")
 _SCHEMES = ("postgresql://", "postgres://")
@@ -48,6 +53,11 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+def replica_name() -> str:
+    """A name for this process among the replicas sharing a database (lease owner): host, pid, random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def is_postgres_url(value: str) -> bool:
@@ -182,3 +192,43 @@ class Database:
                     _log.warning("schema_newer_than_code", component=self.component, versions=newer)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+
+class Heartbeat:
+    """Calls `beat()` every `every_s` seconds in the background (lease renewal and adoption of a shared store).
+
+    A `StorageError` (the database does not answer) is logged once per distinct message and tried again
+    on the next beat; the work in progress goes on meanwhile.
+    """
+
+    def __init__(self, beat: Callable[[], Awaitable[None]], *, every_s: float, name: str) -> None:
+        self._beat, self._every, self._name = beat, every_s, name
+        self._task: asyncio.Task[None] | None = None
+        self._failing: str | None = None
+
+    def start(self) -> None:
+        """Begin (in a fresh context: the loop must not log the ids of the request that started it)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name, context=contextvars.Context())
+
+    async def close(self) -> None:
+        """Stop beating."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self._beat()
+            except StorageError as exc:
+                if self._failing != exc.message:
+                    _log.error("heartbeat_failed", loop=self._name, error=exc.message)
+                self._failing = exc.message
+            else:
+                if self._failing is not None:
+                    _log.info("heartbeat_recovered", loop=self._name)
+                self._failing = None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 import structlog
 
-from shared_contracts.errors import ErrorBody, UpstreamTimeout
+from shared_contracts.errors import ErrorBody, StorageError, UpstreamTimeout
 from shared_contracts.flows import RunDocument, StepRecord
 
 from .events import RunFeed
@@ -45,7 +45,11 @@ class RunRunner:
         self.feed = feed if feed is not None else RunFeed()
         # Strong references: asyncio keeps only weak ones to tasks, and a collected task is a lost run.
         self._tasks: set[asyncio.Task[None]] = set()
-
+        # Background runs by id, and those stopped here to be driven elsewhere (shutdown, or a lease lost):
+        # their documents stay `running` for the replica (or the next process) that adopts them.
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._handed: set[str] = set()
+        self._stopping = False
     async def run(self, doc: RunDocument, request_id: str | None, *, timeout_s: float | None = None) -> RunDocument:
         """Run to the end or `timeout_s`; whatever happens, the stored document ends `succeeded` or `failed`.
 
@@ -65,6 +69,9 @@ class RunRunner:
             await self._fail(doc, err.to_body(request_id))
             raise err from None
         except asyncio.CancelledError:
+            if doc.run_id in self._handed:
+                _log.info("run_left_for_adoption", run_id=doc.run_id)
+                raise
             await self._fail(doc, ErrorBody(code="canceled", message="the orchestrator stopped before the run ended"))
             raise
         except Exception:  # the run's outermost handler: a bug must not leave the run "running" forever
@@ -99,7 +106,27 @@ class RunRunner:
         """Run in the background; `GET /api/v1/runs/{id}` shows the progress."""
         task = asyncio.create_task(self._background(doc, request_id, timeout_s), name=f"run-{doc.run_id}")
         self._tasks.add(task)
+        self._running[doc.run_id] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._running.pop(doc.run_id, None))
+
+    def _hand_over(self, run_ids: set[str]) -> None:
+        """Stop these background runs without ending them: their documents stay `running` for an adopter."""
+        for run_id in run_ids:
+            task = self._running.get(run_id)
+            if task is not None and not task.done():
+                self._handed.add(run_id)
+                task.cancel()
+
+    async def beat(self, *, on_restart: OnRestart, timeout_s: float) -> None:
+        """One heartbeat of a shared store: renew leases, stop runs adopted elsewhere, adopt orphaned runs."""
+        owned = await self.store.heartbeat()
+        lost = {run_id for run_id in self._running if run_id not in owned}
+        for run_id in lost:
+            _log.warning("run_lease_lost", run_id=run_id)
+        self._hand_over(lost)
+        if not self._stopping:
+            await self.recover(on_restart=on_restart, timeout_s=timeout_s)
 
     async def _background(self, doc: RunDocument, request_id: str | None, timeout_s: float | None) -> None:
         # The document already records a timeout; nobody waits for this task's answer.
@@ -110,7 +137,7 @@ class RunRunner:
         """Runs a previous process left `running` (it crashed or was killed): each is resumed from its last
         finished step, in the background, or, with `on_restart: fail` or no time left of its deadline
         (`timeout_s` when the document has none), ended `failed` with an error that says why."""
-        left_behind = await self.store.unfinished()
+        left_behind = await self.store.adopt()
         now = datetime.now(UTC)
         for doc in left_behind:
             budget = doc.timeout_s or timeout_s
@@ -139,12 +166,20 @@ class RunRunner:
         return left_behind
 
     async def close(self, *, grace_s: float = 0.0) -> None:
-        """Give background runs `grace_s` to finish, then cancel the rest (each records that it was stopped)."""
+        """Give background runs `grace_s` to finish, then stop the rest without ending them: they stay
+        `running`, and another replica (shared store, leases released now) or the next process resumes them."""
+        self._stopping = True
         if self._tasks and grace_s > 0:
             await asyncio.wait(list(self._tasks), timeout=grace_s)
+        self._hand_over(set(self._running))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._handed and self.store.shared:
+            try:
+                await self.store.release(self._handed)
+            except StorageError as exc:
+                _log.warning("runs_release_failed", error=exc.message)
 
 
 def _reset_unfinished(doc: RunDocument, now: datetime) -> None:

@@ -8,8 +8,10 @@ import os
 import re
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import msgspec
 
@@ -50,7 +52,13 @@ def summary_of(doc: RunDocument) -> RunSummary:
 
 
 class RunStore(ABC):
-    """Where run documents live; a shared backend can replace the file store behind this interface."""
+    """Where run documents live: a folder for one process (`FileRunStore`), or PostgreSQL shared by replicas.
+
+    A `shared` store leases each running run to the replica driving it (`adopt`, `heartbeat`, `release`).
+    """
+
+    # True when several replicas use the store at once: running runs are leased, a dead replica's adopted.
+    shared: ClassVar[bool] = False
 
     async def open(self) -> None:
         """Get ready to serve one orchestrator process (the service calls it at start-up); default: nothing."""
@@ -73,6 +81,18 @@ class RunStore(ABC):
     @abstractmethod
     async def unfinished(self) -> list[RunDocument]:
         """Every run still `running`; at start-up these are runs a previous process left behind."""
+
+    async def adopt(self) -> list[RunDocument]:
+        """Running runs nobody drives, now owned here: at start-up every one (one process per folder); a
+        shared store hands out those whose owner's lease ran out."""
+        return await self.unfinished()
+
+    async def heartbeat(self) -> frozenset[str]:
+        """Renew this replica's leases; the ids of the running runs it still owns (shared stores only)."""
+        return frozenset()
+
+    async def release(self, run_ids: Collection[str]) -> None:
+        """Give up the leases of runs this replica stops driving, so another adopts them at once."""
 
 
 class FileRunStore(RunStore):
