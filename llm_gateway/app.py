@@ -20,17 +20,21 @@ from starlette.routing import Route
 
 from service_common.auth import auth_middleware, key_hashes
 from service_common.breaker import Clock
+from service_common.config import ConfigError
 from service_common.cors import cors_middleware
 from service_common.deadline import request_timeout
+from service_common.fixtures import secrets_of
 from service_common.http import RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import instrument, label_request
-from service_common.modes import requested_mode
+from service_common.modes import ModeHeaderMiddleware, answering_mode, requested_mode, requested_scenario
 from service_common.openapi import openapi_route
 from service_common.sse import sse_event
 from shared_contracts.errors import ErrorEnvelope, GatewayError, NotReady
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, StreamDelta
+from shared_contracts.scenarios import LLM_SCENARIOS
 
 from .config import GatewayConfig
+from .fixtures import FixtureStore
 from .gateway import Gateway, GatewayStream
 from .guards import build_guards
 from .metrics import LLMMetrics
@@ -43,7 +47,7 @@ from .reload import RoutingReloader
 from .routing import Router
 from .streaming import DeadlineStream, first_item, resumed
 
-__all__ = ["STREAM_CUT", "build_gateway", "create_app"]
+__all__ = ["STREAM_CUT", "build_fixtures", "build_gateway", "create_app"]
 
 _decode_request = msgspec.json.Decoder(GenerateRequest)
 _encode = msgspec.json.Encoder().encode
@@ -69,13 +73,36 @@ def build_gateway(config: GatewayConfig, *, clock: Clock | None = None) -> Gatew
     return Gateway(
         router=Router(config.llm_routing, config.timeouts),
         providers=providers,
-        mode=config.mode,
+        mode=answering_mode(config.mode),
         mock_provider=config.mock_provider,
         allow_mode_header=config.allow_mode_header,
         limits=config.limits,
         retry=config.retry,
         guards=guards,
+        fixtures=build_fixtures(config),
+        record=config.mode == "record",
     )
+
+
+def build_fixtures(config: GatewayConfig) -> FixtureStore | None:
+    """The fixture folder of record and replay, read now (a broken file fails start-up); None when unused."""
+    if config.mode not in ("record", "replay") and not config.allow_mode_header:
+        return None
+    store = FixtureStore(Path(config.fixtures_dir), secrets=secrets_of(config.providers))
+    if config.mode == "record":
+        problem = store.files.writable()
+        if problem is not None:
+            raise ConfigError(f"fixtures_dir: record mode cannot write fixtures: {problem}")
+    elif config.mode == "replay" and not store.root.is_dir():
+        raise ConfigError(
+            f"fixtures_dir: {store.root} is not a folder; replay mode answers only from recorded fixtures "
+            "(record them with GENERATOR_MODE=record, or set LLM_FIXTURES_DIR)"
+        )
+    try:
+        store.load()
+    except ValueError as exc:
+        raise ConfigError(f"fixtures_dir: {exc}") from exc
+    return store
 
 
 class _Endpoints:
@@ -133,9 +160,10 @@ class _Endpoints:
             timeout = request_timeout(request.headers)
             body = await decode_body(request, _decode_request, max_bytes=self.max_body)
             mode = requested_mode(request.headers, allowed=self.gateway.allow_mode_header)
+            scenario = requested_scenario(request.headers, mode=mode or self.gateway.mode, known=LLM_SCENARIOS)
             if stream:
                 # Route and schema errors raise here, so before the stream starts they get their own status.
-                pieces = self.gateway.stream(body, mode=mode, timeout=timeout)
+                pieces = self.gateway.stream(body, mode=mode, timeout=timeout, scenario=scenario)
                 # Nothing is sent before the first piece exists, so a failure until then has its own status.
                 try:
                     first = await first_item(pieces)
@@ -143,7 +171,7 @@ class _Endpoints:
                     await pieces.aclose()
                     raise
             else:
-                response = await self.gateway.generate(body, mode=mode, timeout=timeout)
+                response = await self.gateway.generate(body, mode=mode, timeout=timeout, scenario=scenario)
         except GatewayError as err:
             self._log(body, mode, started, None, err, stream=stream)
             raise
@@ -249,10 +277,12 @@ def create_app(
         routes=routes,
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
         # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
+        # Every response says which mode answers (X-Generator-Mode), errors and refused keys included.
         middleware=[
             Middleware(RequestIdMiddleware),
             # Under /v1 every error is OpenAI's error object (auth, unknown paths and methods included).
             Middleware(OpenAIErrorMiddleware),
+            Middleware(ModeHeaderMiddleware, mode=gateway.mode, allow_header=config.allow_mode_header),
             *cors_middleware(config.server.origins),
             *auth_middleware(config.auth),
         ],

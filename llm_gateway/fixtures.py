@@ -22,6 +22,7 @@ import structlog
 from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, redact, slug
 from shared_contracts.errors import FixtureMissing
 from shared_contracts.llm import GenerateRequest, GenerateResponse, Usage
+from shared_contracts.tools import TokenLogprob, ToolCall
 
 __all__ = ["FORMAT", "Fixture", "FixtureAnswer", "FixtureStore", "routed"]
 
@@ -40,6 +41,9 @@ class FixtureAnswer(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     usage: Usage
     # The text pieces of a streamed answer as they came; None when it was recorded as one complete answer.
     chunks: list[str] | None = None
+    # The tools the model called, and the tokens' log-probabilities when they were asked for.
+    tool_calls: list[ToolCall] = []
+    logprobs: list[TokenLogprob] | None = None
 
 
 class Fixture(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -156,6 +160,8 @@ class FixtureStore:
             finish_reason=response.finish_reason,
             usage=response.usage,
             chunks=chunks,
+            tool_calls=response.tool_calls,
+            logprobs=response.logprobs,
         )
         fixture = Fixture(key=key, request=parts, answer=_redacted(answer, self.secrets))
         await asyncio.to_thread(self.files.write, path, pretty(fixture))

@@ -7,6 +7,11 @@ Deadlines: the whole call (fallbacks and the repair included) ends by the route'
 ends by its own budget inside it: the rule's `attempt_timeout`, else an equal share of what is left among
 the targets still to try, so a hanging primary leaves time for its fallbacks. A streamed try's budget bounds
 the wait for its first piece; once text flows, only the whole deadline applies.
+
+Mock mode tries the route's targets in order (primary, then fallbacks, each answered by the mock), so a
+failure scenario (`X-Mock-Scenario`, see scenarios.py) shows the same retries, fallbacks and attempts as
+the live fault. Replay mode answers from recorded fixtures and contacts no provider; record mode answers
+live and saves every answer as a fixture (see fixtures.py).
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import msgspec
+import structlog
 
 from service_common.deadline import effective_timeout
 from service_common.ids import new_id
 from service_common.retry import RetryPolicy
-from shared_contracts.errors import GatewayError, InvalidOutput, UpstreamError
+from shared_contracts.errors import GatewayError, InvalidOutput, InvalidRequest, UpstreamError
 from shared_contracts.llm import (
     Attempt,
     GenerateOptions,
@@ -37,18 +44,23 @@ from shared_contracts.llm import (
     StreamDelta,
     Usage,
 )
+from shared_contracts.scenarios import SCENARIO_HEADER, Scenario
 
 from .attempts import attempt_budget, attempt_timeout, done, failed, moves_on, pending, timed_out
 from .features import check_tool_use, needed_features, targets_able
+from .fixtures import Fixture, FixtureStore
 from .guards import ProviderGuard, ProviderStatus
 from .limits import RequestLimits, check_request
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
 from .routing import ResolvedRoute, Router, Target
+from .scenarios import ScenarioProvider, check_applicable
 from .structured import OutputSchema, SchemaCache, repair_prompt
 
 __all__ = ["Gateway", "GatewayStream", "Plan"]
 
 _NO_OPTIONS = GenerateOptions()
+_WORDS = re.compile(r"\S+\s*|\s+")
+_log = structlog.get_logger(component="gateway")
 _NO_RETRY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[None]]
 # One try of the plan: the target, its provider, and the absolute time by which the try must end.
@@ -68,6 +80,8 @@ class Plan:
     retry: RetryPolicy = _NO_RETRY
     # Seconds each try may take (the rule's `attempt_timeout`); None = a share of what is left.
     attempt_timeout: float | None = None
+    # Replay mode: the recorded answer (no provider is called).
+    fixture: Fixture | None = None
 
     def call(self, target: Target) -> ProviderCall:
         """The provider call for `target`: the route's default options overlaid with the client's."""
@@ -150,6 +164,8 @@ class Gateway:
         guards: Mapping[str, ProviderGuard] | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        fixtures: FixtureStore | None = None,
+        record: bool = False,
     ) -> None:
         self.router = router
         self.providers = dict(providers)
@@ -163,6 +179,9 @@ class Gateway:
         # Jitter needs no secrecy; tests pass a seeded Random and a recording `sleep`.
         self._rng = rng or random.Random()
         self._sleep = sleep
+        # Replay answers from these fixtures; with `record`, live answers are saved to them.
+        self.fixtures = fixtures
+        self.record = record and fixtures is not None
 
     async def start(self) -> None:
         """Start every provider (opens their pooled sessions)."""
@@ -174,27 +193,60 @@ class Gateway:
         for provider in reversed(list(self.providers.values())):
             await provider.close()
 
-    def plan(self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None) -> Plan:
-        """Resolve mode, route and schema; raises NoRoute, InvalidRequest or PayloadTooLarge before any call.
+    def plan(
+        self,
+        request: GenerateRequest,
+        *,
+        mode: Mode | None = None,
+        timeout: float | None = None,
+        scenario: Scenario | None = None,
+    ) -> Plan:
+        """Resolve mode, route and schema; raises NoRoute, InvalidRequest, PayloadTooLarge or (replay)
+        FixtureMissing before any call.
 
         `timeout` (the caller's X-Request-Timeout) may shorten the route's deadline, never lengthen it.
+        `scenario` (the caller's X-Mock-Scenario) makes the mock fail as a live provider would; mock mode only.
         """
         mode = mode or self.mode
         check_request(request, self.limits)
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
         route = self._able(self.router.resolve(request.role, request.task, request.quality), request)
-        if mode == "mock":
-            primary = route.targets[0]
-            targets: tuple[tuple[Target, Provider], ...] = (
-                (Target(provider=self._mock.name, model=primary.model, options=primary.options), self._mock),
+        if scenario is not None and mode != "mock":
+            raise InvalidRequest(
+                f"X-Mock-Scenario is honoured only in mock mode; this request is answered in {mode} mode",
+                details={"header": SCENARIO_HEADER, "mode": mode},
             )
+        fixture = None
+        targets: tuple[tuple[Target, Provider], ...] = ()
+        if mode == "mock":
+            # The live route's targets in its order, every one answered by the mock.
+            targets = tuple(
+                (Target(provider=self._mock.name, model=t.model, options=t.options), self._mock)
+                for t in route.targets
+            )
+            if scenario is not None:
+                check_applicable(scenario, targets=len(targets), schema=schema is not None)
+                targets = tuple(
+                    (target, ScenarioProvider(self._mock, scenario, position=index))
+                    for index, (target, _) in enumerate(targets)
+                )
+        elif mode == "replay":
+            fixture = self._replay_store().find(request)
         else:
             targets = tuple((t, self.providers[t.provider]) for t in route.targets)
-        budget = effective_timeout(route.timeout(mode), timeout)
+        # Replay answers as fast as the mock: it gets the mock's deadlines.
+        timed: Mode = "mock" if mode == "replay" else mode
+        budget = effective_timeout(route.timeout(timed), timeout)
         return Plan(
-            request, mode, route, targets, schema, budget, route.retry or self.retry, route.attempt_timeout(mode)
+            request, mode, route, targets, schema, budget, route.retry or self.retry, route.attempt_timeout(timed),
+            fixture,
         )
+
+    def _replay_store(self) -> FixtureStore:
+        if self.fixtures is None:
+            raise InvalidRequest("replay mode needs a fixtures folder (fixtures_dir)", details={"mode": "replay"})
+        return self.fixtures
 
     def _able(self, route: ResolvedRoute, request: GenerateRequest) -> ResolvedRoute:
         """`route` with only the targets that can honour the request's tools/logprobs/logit_bias (else a 400)."""
@@ -208,24 +260,42 @@ class Gateway:
         return dataclasses.replace(route, targets=tuple(t for t, _ in kept))
 
     async def generate(
-        self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
+        self,
+        request: GenerateRequest,
+        *,
+        mode: Mode | None = None,
+        timeout: float | None = None,
+        scenario: Scenario | None = None,
     ) -> GenerateResponse:
         """One complete answer; raises a GatewayError whose `details["attempts"]` lists the tries."""
-        return await self.run(self.plan(request, mode=mode, timeout=timeout))
+        return await self.run(self.plan(request, mode=mode, timeout=timeout, scenario=scenario))
 
     async def run(self, plan: Plan) -> GenerateResponse:
         """Execute a plan within its deadline, falling back on retryable errors."""
         started = perf_counter()
+        if plan.fixture is not None:
+            return _replayed(plan, plan.fixture, started)
         deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._first_success(plan, attempts, deadline, started)
+                response = await self._first_success(plan, attempts, deadline, started)
         except TimeoutError:
             raise plan.timed_out(attempts) from None
         except GatewayError as err:
             err.details.setdefault("attempts", attempts)
             raise
+        await self._recorded(plan, response, None)
+        return response
+
+    async def _recorded(self, plan: Plan, response: GenerateResponse, chunks: list[str] | None) -> None:
+        """In record mode, save a live answer as the fixture of its request."""
+        if self.record and self.fixtures is not None and plan.mode == "live":
+            try:
+                await self.fixtures.save(plan.request, response, chunks)
+            except (OSError, ValueError) as exc:
+                # The live answer is good and paid for: it is still returned; the missing fixture is logged.
+                _log.error("fixture_not_saved", role=plan.request.role, task=plan.request.task, error=str(exc))
 
     async def _tries(self, plan: Plan, deadline: float, errors: list[GatewayError]) -> AsyncGenerator[_Try, None]:
         """Targets in try order, each up to `plan.retry.attempts` times, with backoff inside the deadline.
@@ -361,10 +431,15 @@ class Gateway:
         )
 
     def stream(
-        self, request: GenerateRequest, *, mode: Mode | None = None, timeout: float | None = None
+        self,
+        request: GenerateRequest,
+        *,
+        mode: Mode | None = None,
+        timeout: float | None = None,
+        scenario: Scenario | None = None,
     ) -> GatewayStream:
         """Text pieces, then one GenerateResponse. Route and schema errors raise here, before iteration."""
-        plan = self.plan(request, mode=mode, timeout=timeout)
+        plan = self.plan(request, mode=mode, timeout=timeout, scenario=scenario)
         deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
         return GatewayStream(self.run_stream(plan, deadline=deadline, attempts=attempts), deadline, attempts)
@@ -374,9 +449,15 @@ class Gateway:
     ) -> AsyncGenerator[StreamDelta | GenerateResponse, None]:
         """Stream a plan: a retry or fallback is tried only while no text has been sent."""
         started = perf_counter()
+        if plan.fixture is not None:
+            for piece in _pieces(plan.fixture):
+                yield StreamDelta(text=piece)
+            yield _replayed(plan, plan.fixture, started)
+            return
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts = [] if attempts is None else attempts
+        sent_text: list[str] = []
         errors: list[GatewayError] = []
         async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
             async for target, provider, until in tries:
@@ -402,6 +483,7 @@ class Gateway:
                                     result = item
                                     break
                                 sent = True
+                                sent_text.append(item.text)
                                 yield StreamDelta(text=item.text)
                         finally:
                             await pieces.aclose()  # type: ignore[attr-defined]
@@ -423,6 +505,7 @@ class Gateway:
                 except GatewayError as err:
                     err.details.setdefault("attempts", attempts)
                     raise
+                await self._recorded(plan, response, sent_text)
                 yield response
                 return
         last = errors[-1] if errors else plan.timed_out(attempts)
@@ -443,6 +526,8 @@ class Gateway:
     async def check_ready(self, *, timeout: float, mode: Mode | None = None) -> dict[str, str]:
         """Health-check every provider the mode uses; returns the failing ones with their reason."""
         mode = mode or self.mode
+        if mode == "replay":
+            return {}  # nothing upstream is called; the fixtures were read at start-up
         names = sorted({self._mock.name} if mode == "mock" else self.router.provider_names())
         deadline = asyncio.get_running_loop().time() + timeout
         reasons = await asyncio.gather(*(self._health(self.providers[n], deadline) for n in names))
@@ -476,3 +561,35 @@ async def _next(
         raise UpstreamError("provider stream ended without a final result") from None
     except TimeoutError:
         raise expired() from None
+
+
+def _pieces(fixture: Fixture) -> list[str]:
+    """A replayed stream's pieces: as recorded, or (recorded whole) a few words at a time."""
+    answer = fixture.answer
+    if answer.chunks is not None:
+        return [c for c in answer.chunks if c]
+    words = _WORDS.findall(answer.text)
+    return ["".join(words[i : i + 4]) for i in range(0, len(words), 4)]
+
+
+def _replayed(plan: Plan, fixture: Fixture, started: float) -> GenerateResponse:
+    """The recorded answer in the live shape, saying `mode: replay`; one attempt, at the provider that answered."""
+    answer = fixture.answer
+    latency = round((perf_counter() - started) * 1000, 3)
+    request = plan.request
+    return GenerateResponse(
+        id=new_id(),
+        role=request.role,
+        task=request.task,
+        mode="replay",
+        provider=answer.provider,
+        model=answer.model,
+        text=answer.text,
+        json=answer.json,
+        finish_reason=answer.finish_reason,
+        usage=answer.usage,
+        latency_ms=latency,
+        attempts=[Attempt(provider=answer.provider, model=answer.model, outcome="ok", latency_ms=latency)],
+        tool_calls=answer.tool_calls,
+        logprobs=answer.logprobs,
+    )

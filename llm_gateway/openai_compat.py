@@ -29,10 +29,11 @@ from starlette.routing import Route
 from service_common.deadline import request_timeout
 from service_common.http import decode_body
 from service_common.metrics import label_request
-from service_common.modes import requested_mode
+from service_common.modes import requested_mode, requested_scenario
 from shared_contracts._base import Outbound
 from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
 from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Mode, RouteInfo, StreamDelta
+from shared_contracts.scenarios import LLM_SCENARIOS, Scenario
 
 from .gateway import Gateway, GatewayStream, Plan
 from .openai_convert import completion_message, finish_reason, native_request, wire_logprobs, wire_tool_calls
@@ -166,12 +167,13 @@ class _ChatEndpoints:
             body = await decode_body(request, decode_chat, max_bytes=self.max_body)
             # Before the model is resolved, as on the native endpoint: a bad header is a 400 even for an unknown model.
             mode = requested_mode(request.headers, allowed=self.gateway.allow_mode_header)
+            scenario = requested_scenario(request.headers, mode=mode or self.gateway.mode, known=LLM_SCENARIOS)
             native = self._native(body)
             if body.stream:
-                return await self._stream(body, native, mode, timeout, started)
+                return await self._stream(body, native, mode, timeout, scenario, started)
             choices = [self._with_seed(native, index) for index in range(body.n or 1)]
             responses = await asyncio.gather(
-                *(self.gateway.generate(c, mode=mode, timeout=timeout) for c in choices)
+                *(self.gateway.generate(c, mode=mode, timeout=timeout, scenario=scenario) for c in choices)
             )
         except GatewayError as err:
             self._log(native, started, err.code, stream=bool(native and body.stream))
@@ -208,11 +210,12 @@ class _ChatEndpoints:
         seed = (options.seed or 0) + index
         return msgspec.structs.replace(native, options=msgspec.structs.replace(options, seed=seed))
 
-    def _open(self, native: GenerateRequest, mode: Mode | None, timeout: float | None) -> GatewayStream:
+    def _open(self, native: GenerateRequest, mode: Mode | None, timeout: float | None,
+              scenario: Scenario | None) -> GatewayStream:
         if native.response_schema is None:
-            return self.gateway.stream(native, mode=mode, timeout=timeout)
+            return self.gateway.stream(native, mode=mode, timeout=timeout, scenario=scenario)
         # Validate before streaming: the content goes out once the gateway accepted (or repaired) it.
-        plan = self.gateway.plan(native, mode=mode, timeout=timeout)
+        plan = self.gateway.plan(native, mode=mode, timeout=timeout, scenario=scenario)
         deadline = asyncio.get_running_loop().time() + plan.timeout
         return GatewayStream(self._validated(plan), deadline)
 
@@ -222,9 +225,10 @@ class _ChatEndpoints:
         native: GenerateRequest,
         mode: Mode | None,
         timeout: float | None,
+        scenario: Scenario | None,
         started: float,
     ) -> Response:
-        streams = [self._open(self._with_seed(native, i), mode, timeout) for i in range(body.n or 1)]
+        streams = [self._open(self._with_seed(native, i), mode, timeout, scenario) for i in range(body.n or 1)]
         # Nothing is sent before the first piece exists: an error until then is an ordinary HTTP error.
         try:
             first = await first_item(streams[0])

@@ -20,7 +20,8 @@ __all__ = [
     "Usage",
 ]
 
-Mode = Literal["mock", "live"]
+# Who answered: the mock, a live model, or a recorded live answer replayed from fixtures (GENERATOR_MODE=replay).
+Mode = Literal["mock", "live", "replay"]
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
