@@ -23,7 +23,8 @@ Behaviour is chosen by markers in any string input of the graph (e.g. the positi
 every socket mid-run. Knobs: `early_frames` (run the prompt before the POST answers), `refuse_ws`,
 `refuse_ws_after_drop`, `cached_executed`, `reconnect_during_post` (the socket is down while the prompt runs,
 and the POST answers only once the client has reconnected), `hold` (prompts wait in the queue until
-`release()`). Everything received and every text frame sent is recorded for assertions.
+`release()`). Everything received and every text frame sent is recorded for assertions, and `peak` is
+the most prompts it ever held at once.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class FakeComfyUI:
         self.hanging: str | None = None
         self.ws_connects = 0
         self.prompt_ids: list[str] = []
+        # The most prompts queued or running at once, over the fake's life (a gateway's per-instance cap).
+        self.peak = 0
         self._pending: list[_Item] = []
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         # Node outputs of the previous prompt only, by cache key (None for nodes without UI output).
@@ -209,6 +212,8 @@ class FakeComfyUI:
         return [r.body for r in self.calls("POST", "/interrupt")]
 
     async def _notify(self) -> None:
+        # Every change of the queue passes here: the most prompts it ever held at once (queued + running).
+        self.peak = max(self.peak, len(self._pending) + (self.running is not None))
         async with self._changed:
             self._changed.notify_all()
 
