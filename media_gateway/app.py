@@ -16,14 +16,16 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from service_common.auth import auth_middleware, key_hashes
+from service_common.config import ConfigError
 from service_common.cors import cors_middleware
 from service_common.deadline import effective_timeout, request_timeout
 from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
 from service_common.metrics import instrument, label_request
+from service_common.modes import ModeHeaderMiddleware, answering_mode, requested_scenario
 from service_common.openapi import openapi_route
 from service_common.providers import build_providers
 from service_common.sse import sse_event, sse_response
@@ -37,17 +39,20 @@ from shared_contracts.errors import (
     error_from_body,
 )
 from shared_contracts.media import ImageRequest, Job, JobEvent
+from shared_contracts.scenarios import MEDIA_SCENARIOS
 
 from .config import MediaConfig
+from .fixtures import build_fixtures
 from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
 from .leases import LeaseKeeper, replica_id
 from .metrics import MediaMetrics
 from .openapi import InstanceQueue, JobStoreHealth, MediaReadiness, ProviderQueue, media_openapi
 from .pg_jobs import PostgresJobRegistry
 from .providers.base import MediaProvider
+from .s3_store import S3ImageStore
 from .service import IMAGES_PATH, MediaService
 from .sqlite_jobs import SqliteJobRegistry
-from .store import LocalImageStore, is_image_id
+from .store import ImageStore, LocalImageStore, is_image_id
 from .workflows import load_workflows
 
 __all__ = ["AppState", "ShutdownHook", "create_app"]
@@ -86,10 +91,11 @@ async def generate(request: Request) -> Response:
     requested = request_timeout(request.headers)
     body = await decode_body(request, _decode_request, max_bytes=service.config.max_body_bytes)
     mode = service.mode_for(request.headers)
+    scenario = requested_scenario(request.headers, mode=mode, known=MEDIA_SCENARIOS)
     # X-Request-Timeout may shorten the job's deadline (queueing included), never lengthen it.
     timeout = effective_timeout(service.timeout_for(mode), requested)
     label_request(role=body.role, task=body.task)
-    job = await service.submit(body, mode=mode, request_id=request_id_of(request), timeout=timeout)
+    job = await service.submit(body, mode=mode, request_id=request_id_of(request), timeout=timeout, scenario=scenario)
     # The workflow is the Media Gateway's "model": request series split by it like the LLM Gateway's.
     label_request(role=body.role, task=body.task, provider=job.provider, model=job.workflow)
     base = _base_url(request)
@@ -138,15 +144,25 @@ async def job_events(request: Request) -> Response:
 
 async def get_image(request: Request) -> Response:
     image_id = request.path_params["image_id"]
-    found = await _service(request).store.get(image_id) if is_image_id(image_id) else None
-    if found is None:
+    store = _service(request).store
+    if not is_image_id(image_id):
         raise NotFound("no such image", details={"image_id": image_id[:80]})
-    meta, data = found
-    etag = f'"{meta.sha256}"'
+    # The id is the sha256 of the bytes, so the ETag is known before anything is read.
+    etag = f'"{image_id}"'
     headers = {"etag": etag, "cache-control": _IMMUTABLE}
     wanted = request.headers.get("if-none-match", "")
     if wanted.strip() == "*" or etag in [tag.strip().removeprefix("W/") for tag in wanted.split(",")]:
+        if not await store.exists(image_id):
+            raise NotFound("no such image", details={"image_id": image_id})
         return Response(status_code=304, headers=headers)
+    direct = store.redirect_url(image_id)
+    if direct is not None:
+        # The bucket serves the bytes; the redirect itself must not outlive the presigned URL in caches.
+        return RedirectResponse(direct, status_code=307, headers={"cache-control": "private, max-age=60"})
+    found = await store.get(image_id)
+    if found is None:
+        raise NotFound("no such image", details={"image_id": image_id})
+    meta, data = found
     return Response(data, media_type=meta.mime_type, headers=headers)
 
 
@@ -162,7 +178,7 @@ async def readyz(request: Request) -> Response:
     """Ready when the live backends answer (ComfyUI: HTTP and its WebSocket) and both stores take writes."""
     service = _service(request)
     problem: GatewayError | None = None
-    if service.config.mode == "live":
+    if service.mode == "live":
         deadline = asyncio.get_running_loop().time() + _READY_BUDGET_S
         names = sorted({wf.spec.provider for wf in service.workflows.values()})
         for name in names:
@@ -181,7 +197,7 @@ async def readyz(request: Request) -> Response:
         queues[name] = ProviderQueue(jobs=held.get(name, 0), max_jobs=capacity.max_jobs if capacity else None,
                                      websocket=provider.status().get("websocket"),
                                      instances=await _instance_queues(service, name, provider))
-    report = MediaReadiness(status="ready", mode=service.config.mode, providers=queues, store=store,
+    report = MediaReadiness(status="ready", mode=service.mode, providers=queues, store=store,
                             job_store=job_store)
     if problem is None and not store.writable:
         problem = NotReady(f"the image store is not writable ({store.error})")
@@ -239,6 +255,17 @@ def _instance_states(providers: Mapping[str, MediaProvider]) -> dict[tuple[str, 
     return states
 
 
+def _image_store(config: MediaConfig) -> ImageStore:
+    bucket = config.store.bucket
+    if bucket is None:
+        return LocalImageStore(Path(config.store.dir))
+    presign = config.store.presign_ttl_s if config.store.presigned_urls else 0
+    try:
+        return S3ImageStore(bucket, config.store.s3, presign_s=presign)
+    except ValueError as exc:
+        raise ConfigError(f"store.s3: {exc}") from exc
+
+
 def _registry(config: MediaConfig) -> JobRegistry:
     jobs = config.jobs
     if jobs.shared:
@@ -288,8 +315,9 @@ def create_app(
     media_metrics = metrics if metrics is not None else MediaMetrics()
     workflows = load_workflows(config.workflows, base_dir=Path(config.base_dir))
     providers = build_providers(config.providers, MediaProvider)  # type: ignore[type-abstract]  # YAML names it
-    store = LocalImageStore(Path(config.store.dir))
+    store = _image_store(config)
     registry = _registry(config)
+    fixtures = build_fixtures(config)
     shutdown = ShutdownHook(config.jobs.shutdown_grace_s)
 
     @contextlib.asynccontextmanager
@@ -300,13 +328,17 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             await registry.open()
             stack.push_async_callback(registry.close)
+            await store.start()
+            stack.push_async_callback(store.close)
             for provider in providers.values():
                 await provider.start()
                 stack.push_async_callback(provider.close)
             # Closed first on shutdown: jobs end or are handed over while providers still run.
             stack.push_async_callback(functools.partial(runner.close, grace_s=config.jobs.shutdown_grace_s))
             stack.callback(shutdown.attach, None)
-            service = MediaService(config, workflows=workflows, providers=providers, store=store, runner=runner)
+            service = MediaService(
+                config, workflows=workflows, providers=providers, store=store, runner=runner, fixtures=fixtures
+            )
             await service.recover(registry)
             if registry.shared:
                 leases = LeaseKeeper(registry, runner, service, heartbeat_s=config.jobs.heartbeat_s)
@@ -321,8 +353,12 @@ def create_app(
         lifespan=lifespan,
         # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
         # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
+        # Every response says which mode answers (X-Generator-Mode), errors and refused keys included.
         middleware=[
-            Middleware(RequestIdMiddleware), *cors_middleware(config.server.origins), *auth_middleware(config.auth)
+            Middleware(RequestIdMiddleware),
+            Middleware(ModeHeaderMiddleware, mode=answering_mode(config.mode), allow_header=config.allow_mode_header),
+            *cors_middleware(config.server.origins),
+            *auth_middleware(config.auth),
         ],
         exception_handlers=dict(error_handlers()),
     )

@@ -14,6 +14,8 @@ import msgspec
 
 from service_common.auth import AuthSettings
 from service_common.config import ConfigError, Section, load_config
+from service_common.modes import GeneratorMode
+from service_common.objects import S3Location, S3Settings, parse_s3_url
 from service_common.server import ServerSettings
 
 __all__ = [
@@ -39,9 +41,29 @@ class Timeouts(Section, frozen=True):
 
 
 class StoreConfig(Section, frozen=True):
-    """Where image bytes live (a local directory; content-addressed)."""
+    """Where image bytes live: a local directory, or an S3-compatible bucket (`url`); content-addressed either way."""
 
     dir: str = "./var/media"
+    # `s3://bucket/prefix` keeps images in a bucket every replica shares (instead of `dir`); empty: `dir`.
+    url: str = ""
+    # With a bucket: answer image GETs with a redirect to a presigned URL valid presign_ttl_s, instead of the bytes.
+    presigned_urls: bool = False
+    presign_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=604_800)] = 3600
+    s3: S3Settings = S3Settings()
+
+    def __post_init__(self) -> None:
+        if self.url:
+            try:
+                parse_s3_url(self.url)
+            except ValueError as exc:
+                raise ValueError(f"url: {exc}") from None
+        elif self.presigned_urls:
+            raise ValueError("presigned_urls: needs an s3:// url (a local folder has nothing to presign)")
+
+    @property
+    def bucket(self) -> S3Location | None:
+        """The bucket and prefix, when the store is one."""
+        return parse_s3_url(self.url) if self.url else None
 
 
 class JobsConfig(Section, frozen=True):
@@ -130,9 +152,11 @@ class WorkflowRule(Section, frozen=True):
 class MediaConfig(Section, frozen=True):
     """The whole service configuration."""
 
-    mode: Literal["mock", "live"] = "mock"
+    mode: GeneratorMode = "mock"
     # Lets a caller pick the mode per request with `X-Generator-Mode`; off in production.
     allow_mode_header: bool = False
+    # Record mode saves every finished live job here; replay mode answers only from here (media_gateway/fixtures.py).
+    fixtures_dir: str = "fixtures/media"
     timeouts: Timeouts = Timeouts()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024
     # Optional API keys (Authorization: Bearer); none configured means the API is open.

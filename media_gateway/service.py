@@ -15,15 +15,18 @@ from typing import Any
 import msgspec
 import structlog
 
-from service_common.modes import requested_mode
-from shared_contracts.errors import Overloaded, UpstreamError, UpstreamTimeout
+from service_common.modes import answering_mode, requested_mode
+from shared_contracts.errors import InvalidRequest, Overloaded, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import Mode
 from shared_contracts.media import ImageInfo, ImageRequest, Job, JobStatus, WorkflowInfo
+from shared_contracts.scenarios import Scenario
 
 from .config import MediaConfig
+from .fixtures import MediaFixtures, routed
 from .jobs import JobRegistry, JobRunner, JobTicket, Work
 from .providers.base import MediaProvider, RenderCall, UpstreamRef
 from .routing import WorkflowRouter
+from .scenarios import ScenarioImages
 from .store import ImageStore
 from .workflows import Workflow
 
@@ -47,8 +50,12 @@ class MediaService:
         store: ImageStore,
         runner: JobRunner,
         registry: JobRegistry | None = None,
+        fixtures: MediaFixtures | None = None,
     ) -> None:
         self.config = config
+        # Replay answers from these; in record mode every finished live job is saved to them.
+        self.fixtures = fixtures
+        self.mode: Mode = answering_mode(config.mode)
         self.workflows = workflows
         self.providers = providers
         self.store = store
@@ -59,11 +66,11 @@ class MediaService:
 
     def mode_for(self, headers: Mapping[str, str]) -> Mode:
         """The service's mode, or the `X-Generator-Mode` header's when the YAML allows it."""
-        return requested_mode(headers, allowed=self.config.allow_mode_header) or self.config.mode
+        return requested_mode(headers, allowed=self.config.allow_mode_header) or self.mode
 
     def timeout_for(self, mode: Mode) -> float:
-        """The mode's job timeout in seconds."""
-        return self.config.timeouts.mock if mode == "mock" else self.config.timeouts.live
+        """The mode's job timeout in seconds (replay answers as fast as the mock: the mock's)."""
+        return self.config.timeouts.live if mode == "live" else self.config.timeouts.mock
 
     def workflow_infos(self) -> list[WorkflowInfo]:
         """Every configured workflow, described for clients."""
@@ -77,19 +84,38 @@ class MediaService:
         return counts
 
     async def submit(
-        self, request: ImageRequest, *, mode: Mode, request_id: str | None, timeout: float | None = None
+        self,
+        request: ImageRequest,
+        *,
+        mode: Mode,
+        request_id: str | None,
+        timeout: float | None = None,
+        scenario: Scenario | None = None,
     ) -> Job:
-        """Validate and start a job; parameter problems raise before anything is queued.
+        """Validate and start a job; parameter problems (and, replaying, a missing fixture) raise before
+        anything is queued.
 
         `timeout` (seconds, covering queueing and rendering) defaults to the mode's; a full provider
-        queue raises 429 `overloaded` with `Retry-After`.
+        queue raises 429 `overloaded` with `Retry-After`. `scenario` (mock mode) makes the mock fail or
+        run slowly as `X-Mock-Scenario` asked.
         """
         workflow = self.router.workflow_for(request)
         seed = request.seed if request.seed is not None else self._seed(request, mode)
         values = workflow.resolve(request, seed=seed)
         provider_name = self.config.mock_provider if mode == "mock" else workflow.spec.provider
         provider = self.providers[provider_name]
-        await self._admit(provider_name, provider)
+        replaying = mode == "replay"
+        if replaying:
+            fixture = self._fixtures().find(workflow.name, values, request)
+            provider, provider_name, seed = self._fixtures().replaying(fixture), fixture.provider, fixture.seed
+        else:
+            await self._admit(provider_name, provider)
+        if scenario is not None:
+            provider = ScenarioImages(provider, scenario)
+        if mode == "live" and self.config.mode == "record":
+            provider = self._fixtures().recording(
+                provider, routed(workflow.name, values, request), role=request.role, task=request.task, seed=seed
+            )
         job_id = uuid.uuid4().hex
         graph = workflow.inject(values)
         call = self._call(job_id, workflow.name, values, graph, workflow.spec.outputs, workflow.spec.options)
@@ -121,10 +147,17 @@ class MediaService:
             request_id=request_id,
         )
         deadline = asyncio.get_running_loop().time() + budget
+        # A replayed job has no ticket: after a restart it is failed, never resumed by a live provider.
         await self.runner.start(
-            job, self._work(provider, call, None), deadline=deadline, request_id=request_id, ticket=ticket
+            job, self._work(provider, call, None), deadline=deadline, request_id=request_id,
+            ticket=None if replaying else ticket,
         )
         return job
+
+    def _fixtures(self) -> MediaFixtures:
+        if self.fixtures is None:
+            raise InvalidRequest("record and replay need a fixtures folder (fixtures_dir)")
+        return self.fixtures
 
     def _call(
         self,
