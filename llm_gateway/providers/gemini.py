@@ -21,7 +21,9 @@ from service_common.providers.gemini_wire import (
     UsageMetadata,
     decode_response,
 )
-from shared_contracts.errors import UpstreamError, UpstreamRejected
+from shared_contracts.errors import InvalidOutput, UpstreamError, UpstreamRejected
+from shared_contracts.llm import Message
+from shared_contracts.tools import NamedToolChoice, ToolCall
 
 from .base import Delta, Provider, ProviderCall, ProviderResult
 
@@ -47,6 +49,7 @@ class GeminiProvider(KeyedProvider, Provider):
     Settings = GeminiSettings
     settings: GeminiSettings
     error_mapper = staticmethod(gemini_error)
+    features = frozenset({"tools", "embeddings"})
 
     def auth_headers(self, key: str) -> Mapping[str, str]:
         return {"x-goog-api-key": key}
@@ -58,12 +61,14 @@ class GeminiProvider(KeyedProvider, Provider):
             raise self._blocked(reply)
         candidate = reply.candidates[0]
         text = _text(candidate)
-        if not text and candidate.finish_reason in BLOCKED_FINISH_REASONS:
+        calls = _calls(candidate, self.name, 0)
+        if not text and not calls and candidate.finish_reason in BLOCKED_FINISH_REASONS:
             raise self._blocked(reply)
-        return self._result(text, candidate.finish_reason, reply.usage_metadata)
+        return _with_calls(self._result(text, candidate.finish_reason, reply.usage_metadata), calls)
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         pieces: list[str] = []
+        calls: list[ToolCall] = []
         finish: str | None = None
         usage: UsageMetadata | None = None
         url = self._url(call, "streamGenerateContent") + "?alt=sse"
@@ -74,15 +79,16 @@ class GeminiProvider(KeyedProvider, Provider):
             usage = chunk.usage_metadata or usage  # cumulative; the last chunk has the totals
             for candidate in chunk.candidates[:1]:
                 piece = _text(candidate)
+                calls += _calls(candidate, self.name, len(calls))
                 if piece:
                     pieces.append(piece)
                     yield Delta(piece)
                 finish = candidate.finish_reason or finish
         if finish is None:
             raise UpstreamError(f"{self.name}: the stream ended early", details={"provider": self.name})
-        if not pieces and finish in BLOCKED_FINISH_REASONS:
+        if not pieces and not calls and finish in BLOCKED_FINISH_REASONS:
             raise self._blocked(GenerateContentResponse(candidates=[Candidate(finish_reason=finish)]))
-        yield self._result("".join(pieces), finish, usage)
+        yield _with_calls(self._result("".join(pieces), finish, usage), calls)
 
     async def health(self, *, deadline: float) -> None:
         await self.client.call(
@@ -96,13 +102,14 @@ class GeminiProvider(KeyedProvider, Provider):
     def _body(self, call: ProviderCall) -> dict[str, Any]:
         opts = call.options
         system = [m.content for m in call.messages if m.role == "system"]
-        body: dict[str, Any] = {
-            "contents": [
-                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                for m in call.messages
-                if m.role != "system"
-            ]
-        }
+        body: dict[str, Any] = {"contents": _contents(call.messages)}
+        if call.tools:
+            body["tools"] = [{"functionDeclarations": [
+                {"name": t.name, "parametersJsonSchema": t.parameters,
+                 **({"description": t.description} if t.description else {})}
+                for t in call.tools
+            ]}]
+            body["toolConfig"] = {"functionCallingConfig": _calling(call)}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
         config = {
@@ -158,3 +165,55 @@ class GeminiProvider(KeyedProvider, Provider):
 def _text(candidate: Candidate) -> str:
     # Every text part counts, except thought summaries, which are not the answer.
     return "".join(p.text for p in candidate.answer_parts() if p.text)
+
+
+def _calling(call: ProviderCall) -> dict[str, Any]:
+    choice = call.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": {"required": "ANY", "none": "NONE"}.get(str(choice), "AUTO")}
+
+
+def _contents(messages: list[Message]) -> list[dict[str, Any]]:
+    """Gemini's turns: calls as `functionCall` parts of a model turn, results as `functionResponse` parts."""
+    out: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            name = m.name or names.get(m.tool_call_id or "", "tool")
+            part = {"functionResponse": {"name": name, "response": {"result": m.content}}}
+            if out and out[-1]["role"] == "user" and "functionResponse" in out[-1]["parts"][-1]:
+                out[-1]["parts"].append(part)
+            else:
+                out.append({"role": "user", "parts": [part]})
+            continue
+        parts: list[dict[str, Any]] = [{"text": m.content}] if m.content or not m.tool_calls else []
+        for c in m.tool_calls or []:
+            names[c.id] = c.name
+            parts.append({"functionCall": {"name": c.name, "args": c.arguments}})
+        out.append({"role": "model" if m.role == "assistant" else "user", "parts": parts})
+    return out
+
+
+def _calls(candidate: Candidate, provider: str, start: int) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    for part in candidate.answer_parts():
+        found = part.function_call
+        if found is None:
+            continue
+        name, args = found.get("name"), found.get("args", {})
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise InvalidOutput(f"{provider}: a function call without a name or object args",
+                                details={"provider": provider})
+        given = found.get("id")
+        calls.append(ToolCall(id=given if isinstance(given, str) and given else f"call_{start + len(calls)}_{name}",
+                              name=name, arguments=args))
+    return calls
+
+
+def _with_calls(result: ProviderResult, calls: list[ToolCall]) -> ProviderResult:
+    if calls:
+        result.tool_calls, result.finish_reason = calls, "tool_calls"
+    return result

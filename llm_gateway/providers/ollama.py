@@ -24,6 +24,7 @@ from shared_contracts.errors import (
 )
 
 from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from .ollama_tools import forced_call, ollama_message, ollama_tools, parse_calls
 
 __all__ = ["OllamaProvider", "OllamaSettings", "ollama_error"]
 
@@ -39,22 +40,19 @@ class OllamaSettings(ProviderSettings, frozen=True):
     headers: dict[str, str] = {}
 
 
-class _ChatMessage(msgspec.Struct, omit_defaults=True):
-    role: str
-    content: str
-
-
 class _ChatBody(msgspec.Struct, omit_defaults=True, kw_only=True):
     model: str
-    messages: list[_ChatMessage]
+    messages: list[dict[str, Any]]
     stream: bool
     format: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     keep_alive: str | int | None = None
+    tools: list[dict[str, Any]] | None = None
 
 
 class _ReplyMessage(msgspec.Struct):
     content: str = ""
+    tool_calls: list[Any] | None = None
 
 
 class _Chunk(msgspec.Struct):
@@ -102,6 +100,7 @@ class OllamaProvider(Provider):
     """Real Ollama provider over one pooled HttpClient."""
 
     Settings = OllamaSettings
+    features = frozenset({"tools", "embeddings"})
 
     def __init__(self, name: str, settings: OllamaSettings) -> None:
         super().__init__(name, settings)
@@ -139,13 +138,16 @@ class OllamaProvider(Provider):
             value = getattr(opts, ours)
             if value is not None:
                 options[theirs] = value
+        names: dict[str, str] = {}
+        tools, forced = ollama_tools(call)
         body = _ChatBody(
             model=call.model,
-            messages=[_ChatMessage(m.role, m.content) for m in call.messages],
+            messages=[ollama_message(m, names) for m in call.messages],
             stream=stream,
-            format=call.response_schema,
+            format=forced.schema if forced is not None else call.response_schema,
             options=options or None,
             keep_alive=keep_alive,
+            tools=tools,
         )
         return _encode(body)
 
@@ -157,12 +159,16 @@ class OllamaProvider(Provider):
             err.details.setdefault("model", call.model)
             raise
         chunk = self._parse(reply.body, call)
-        return _result(chunk, chunk.message.content if chunk.message else "")
+        text = chunk.message.content if chunk.message else ""
+        return self._with_calls(call, _result(chunk, text), (chunk.message.tool_calls if chunk.message else None) or [])
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         # No yield happens inside a read's deadline: a timeout must never fire while the consumer holds control.
         pieces: list[str] = []
         final: _Chunk | None = None
+        raw_calls: list[Any] = []
+        # A forced call's JSON is the call, not text: it is not streamed as deltas.
+        forced = ollama_tools(call)[1] is not None
         try:
             body = self._body(call, stream=True)
             async with self.client.stream("POST", "/api/chat", body=body, deadline=deadline) as answer:
@@ -176,15 +182,25 @@ class OllamaProvider(Provider):
                         continue
                     chunk = self._parse(line, call)
                     text = chunk.message.content if chunk.message else ""
+                    raw_calls += (chunk.message.tool_calls if chunk.message else None) or []
                     if text:
                         pieces.append(text)
-                        yield Delta(text)
+                        if not forced:
+                            yield Delta(text)
                     if chunk.done:
                         final = chunk
         except GatewayError as err:
             err.details.setdefault("model", call.model)
             raise
-        yield _result(final, "".join(pieces))
+        yield self._with_calls(call, _result(final, "".join(pieces)), raw_calls)
+
+    def _with_calls(self, call: ProviderCall, result: ProviderResult, raw: list[Any]) -> ProviderResult:
+        """The result with its tool calls: those Ollama sent, or the forced one its `format` answer stands for."""
+        forced = ollama_tools(call)[1]
+        calls = forced_call(result.text, forced, self.name) if forced is not None else parse_calls(raw, self.name)
+        if calls:
+            result.tool_calls, result.text, result.finish_reason = calls, "" if forced else result.text, "tool_calls"
+        return result
 
     async def health(self, *, deadline: float) -> None:
         reply = await self.client.request("GET", "/api/version", deadline=deadline)

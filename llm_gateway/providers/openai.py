@@ -16,7 +16,9 @@ import msgspec
 from service_common.providers import KeyedProvider, KeyedSettings
 from service_common.providers.bodies import merge_extra
 from service_common.providers.cloud_errors import openai_error
-from shared_contracts.errors import UpstreamError, UpstreamRejected
+from shared_contracts.errors import InvalidOutput, UpstreamError, UpstreamRejected
+from shared_contracts.llm import Message
+from shared_contracts.tools import NamedToolChoice, TokenLogprob, ToolCall, TopLogprob
 
 from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
 
@@ -46,14 +48,42 @@ class _Usage(msgspec.Struct):
     completion_tokens: int | None = None
 
 
+class _Function(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    function: _Function = msgspec.field(default_factory=_Function)
+
+
+class _Top(msgspec.Struct):
+    token: str
+    logprob: float
+
+
+class _Token(msgspec.Struct):
+    token: str
+    logprob: float
+    top_logprobs: list[_Top] = []
+
+
+class _Logprobs(msgspec.Struct):
+    content: list[_Token] | None = None
+
+
 class _Message(msgspec.Struct):
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _Choice(msgspec.Struct):
     message: _Message
     finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
 
 
 class _Completion(msgspec.Struct):
@@ -64,11 +94,13 @@ class _Completion(msgspec.Struct):
 class _ChunkDelta(msgspec.Struct):
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _ChunkChoice(msgspec.Struct):
     delta: _ChunkDelta = msgspec.field(default_factory=_ChunkDelta)
     finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
 
 
 class _Chunk(msgspec.Struct):
@@ -88,8 +120,11 @@ _STRICT_KEYWORDS = frozenset({
     "minItems", "maxItems",
 })  # fmt: skip
 _SHAPED = frozenset({"type", "$ref", "anyOf"})
-# OpenAI's finish reasons onto ours; a tool call only happens when a route's extras ask for tools.
-_FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "stop"}
+# OpenAI's finish reasons onto ours.
+_FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls",
+           "function_call": "tool_calls"}
+_encode = msgspec.json.Encoder().encode
+_decode_any = msgspec.json.Decoder().decode
 
 
 class OpenAIProvider(KeyedProvider, Provider):
@@ -98,6 +133,7 @@ class OpenAIProvider(KeyedProvider, Provider):
     Settings = OpenAISettings
     settings: OpenAISettings
     error_mapper = staticmethod(openai_error)
+    features = frozenset({"tools", "logprobs", "logit_bias", "embeddings"})
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
@@ -120,11 +156,14 @@ class OpenAIProvider(KeyedProvider, Provider):
         if choice.message.refusal:
             raise self._refused(choice.message.refusal)
         usage = reply.usage or _Usage()
+        calls = _calls(choice.message.tool_calls or [], self.name)
         return ProviderResult(
             text=choice.message.content or "",
-            finish_reason=_FINISH.get(choice.finish_reason or "stop", "stop"),
+            finish_reason="tool_calls" if calls else _FINISH.get(choice.finish_reason or "stop", "stop"),
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
+            tool_calls=calls,
+            logprobs=_logprobs(choice.logprobs.content if choice.logprobs else None),
         )
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
@@ -133,6 +172,8 @@ class OpenAIProvider(KeyedProvider, Provider):
         finish: str | None = None
         usage = _Usage()
         done = False
+        calls: dict[int, _ToolCall] = {}
+        tokens: list[_Token] | None = None
         async for event in self.client.post_sse(self._url, self._body(call, stream=True), deadline=deadline):
             if event.data == "[DONE]":
                 done = True
@@ -147,16 +188,23 @@ class OpenAIProvider(KeyedProvider, Provider):
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
                     yield Delta(choice.delta.content)
+                for piece in choice.delta.tool_calls or []:
+                    _merge_call(calls, piece)
+                if choice.logprobs is not None and choice.logprobs.content is not None:
+                    tokens = (tokens or []) + choice.logprobs.content
                 finish = choice.finish_reason or finish
         if refusal:
             raise self._refused("".join(refusal))
         if not done and finish is None:
             raise UpstreamError(f"{self.name}: the stream ended early", details={"provider": self.name})
+        made = _calls([calls[i] for i in sorted(calls)], self.name)
         yield ProviderResult(
             text="".join(pieces),
-            finish_reason=_FINISH.get(finish or "stop", "stop"),
+            finish_reason="tool_calls" if made else _FINISH.get(finish or "stop", "stop"),
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
+            tool_calls=made,
+            logprobs=_logprobs(tokens),
         )
 
     async def health(self, *, deadline: float) -> None:
@@ -177,20 +225,29 @@ class OpenAIProvider(KeyedProvider, Provider):
 
     def _body(self, call: ProviderCall, *, stream: bool) -> dict[str, Any]:
         opts = call.options
-        body: dict[str, Any] = {
-            "model": call.model,
-            "messages": [{"role": m.role, "content": m.content} for m in call.messages],
-        }
+        body: dict[str, Any] = {"model": call.model, "messages": [_message(m) for m in call.messages]}
         sampling = {
             self.settings.max_tokens_field: opts.max_tokens,
             "temperature": opts.temperature,
             "top_p": opts.top_p,
             "seed": opts.seed,
             "stop": opts.stop,
+            "logprobs": opts.logprobs,
+            "top_logprobs": opts.top_logprobs,
+            "logit_bias": opts.logit_bias,
+            "parallel_tool_calls": call.parallel_tool_calls if call.tools else None,
         }
         body.update({k: v for k, v in sampling.items() if v is not None})
         if call.response_schema is not None:
             body["response_format"] = self._response_format(call.response_schema)
+        if call.tools:
+            body["tools"] = [_tool(t) for t in call.tools]
+            choice = call.tool_choice
+            if choice is not None:
+                body["tool_choice"] = (
+                    {"type": "function", "function": {"name": choice.name}}
+                    if isinstance(choice, NamedToolChoice) else choice
+                )
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -223,6 +280,66 @@ class OpenAIProvider(KeyedProvider, Provider):
             f"{self.name}: the model refused the request",
             details={"provider": self.name, "reason": "refusal", "refusal": refusal[:300]},
         )
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _encode(c.arguments).decode()}}
+            for c in message.tool_calls
+        ]
+    if message.role == "tool":
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _tool(tool: Any) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description is not None:
+        function["description"] = tool.description
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _merge_call(calls: dict[int, _ToolCall], piece: _ToolCall) -> None:
+    """A streamed tool call comes in pieces by index: id and name first, then the arguments in fragments."""
+    known = calls.get(piece.index)
+    if known is None:
+        calls[piece.index] = _ToolCall(piece.index, piece.id, _Function(piece.function.name,
+                                                                        piece.function.arguments or ""))
+        return
+    known.id = known.id or piece.id
+    known.function.name = known.function.name or piece.function.name
+    known.function.arguments = (known.function.arguments or "") + (piece.function.arguments or "")
+
+
+def _calls(calls: list[_ToolCall], provider: str) -> list[ToolCall]:
+    out: list[ToolCall] = []
+    for index, call in enumerate(calls):
+        try:
+            arguments = _decode_any(call.function.arguments or "{}")
+        except msgspec.DecodeError:
+            arguments = None
+        if not isinstance(arguments, dict) or not call.function.name:
+            raise InvalidOutput(
+                f"{provider}: tool call {call.function.name!r} has arguments that are not a JSON object",
+                details={"provider": provider, "path": f"$.tool_calls[{index}].arguments"},
+            )
+        out.append(ToolCall(id=call.id or f"call_{index}", name=call.function.name, arguments=arguments))
+    return out
+
+
+def _logprobs(tokens: list[_Token] | None) -> list[TokenLogprob] | None:
+    if tokens is None:
+        return None
+    return [
+        TokenLogprob(token=t.token, logprob=t.logprob,
+                     top_logprobs=[TopLogprob(token=a.token, logprob=a.logprob) for a in t.top_logprobs])
+        for t in tokens
+    ]
 
 
 def strict_compatible(schema: Mapping[str, Any]) -> bool:

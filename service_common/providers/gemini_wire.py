@@ -50,6 +50,8 @@ class Part(msgspec.Struct, rename="camel"):
     text: str | None = None
     inline_data: InlineData | None = None
     thought: bool = False
+    # A function call the model made: `{"name", "args", "id"?}`.
+    function_call: dict[str, Any] | None = None
 
 
 class Content(msgspec.Struct):

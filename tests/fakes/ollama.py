@@ -104,6 +104,9 @@ class FakeOllama(FakeServer):
             return _error(404, f'model "{model}" not found, try pulling it first')
         if fault and fault.raw is not None:
             return web.Response(body=fault.raw, status=200, content_type="application/json")
+        calls = self._tool_calls(body)
+        if calls:
+            return await self._calls(request, model, body, calls)
         pieces = _PIECE.findall(self._answer(body))
         limit = (body.get("options") or {}).get("num_predict")
         done_reason = "stop"
@@ -135,6 +138,35 @@ class FakeOllama(FakeServer):
             await response.write(_encode(line) + b"\n")
         final["message"] = {"role": "assistant", "content": ""}
         await response.write(_encode(final) + b"\n")
+        await response.write_eof()
+        return response
+
+    def _tool_calls(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """As a tool-calling model: a call of the tool the last user turn names (else the first), until a tool
+        result is the last turn; arguments made from the tool's schema."""
+        tools = body.get("tools") or []
+        messages = body.get("messages") or []
+        if not tools or (messages and messages[-1].get("role") == "tool"):
+            return []
+        asked = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        tool = next((t for t in tools if t["function"]["name"] in asked), tools[0])["function"]
+        schema = tool.get("parameters") or {"type": "object"}
+        args = synthesize(schema, prose=Prose({"product_name": "Fake Ollama Lamp"}, role="fake", task="chat"),
+                          rng=random.Random(len(asked)))
+        return [{"function": {"index": 0, "name": tool["name"], "arguments": args}}]
+
+    async def _calls(
+        self, request: web.Request, model: str, body: dict[str, Any], calls: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        final = _final(model, body, 12, "stop")
+        message = {"role": "assistant", "content": "", "tool_calls": calls}
+        if body.get("stream", True) is False:
+            return web.Response(body=_encode({**final, "message": message}), content_type="application/json")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        # As Ollama does: the calls in one line before the final one.
+        await response.write(_encode({"model": model, "created_at": _now(), "message": message, "done": False}) + b"\n")
+        await response.write(_encode({**final, "message": {"role": "assistant", "content": ""}}) + b"\n")
         await response.write_eof()
         return response
 

@@ -15,6 +15,7 @@ malformed_after, cut_after, raw, times). `gate`: when set, every chat request wa
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from llm_gateway.providers.mock.prose import Prose
+from llm_gateway.providers.mock.synth import synthesize
 from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["FakeOpenAI"]
@@ -76,14 +79,28 @@ class FakeOpenAI(FakeServer):
             return web.Response(body=fault.raw, status=200, content_type="application/json")
         if body.get("stream"):
             return await self._stream(request, str(model), body, fault)
+        calls = _tool_calls(body)
+        message: dict[str, Any] = {"role": "assistant", "content": None if calls else self._content(body),
+                                   "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
         completion = {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": self._usage(body),
             "system_fingerprint": "fp_fake",
         }
         return web.json_response(completion)
+
+    def _content(self, body: dict[str, Any]) -> str:
+        """The reply, or a document valid for the requested JSON schema (as a model under strict mode)."""
+        spec = body.get("response_format") or {}
+        if spec.get("type") == "json_schema":
+            return _synth(spec["json_schema"]["schema"], len(body.get("messages") or []))
+        if spec.get("type") == "json_object":
+            return _encode({"answer": self.reply}).decode()
+        return self.reply
 
     def _usage(self, body: dict[str, Any]) -> dict[str, int]:
         prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
@@ -100,7 +117,22 @@ class FakeOpenAI(FakeServer):
         async def send(payload: Any) -> None:
             await response.write(_frame(payload))
 
-        words = [w + " " for w in self.reply.split()]
+        calls = _tool_calls(body)
+        if calls:
+            for index, call in enumerate(calls):  # as OpenAI: id and name first, then the arguments in pieces
+                first = {"index": index, "id": call["id"], "type": "function",
+                         "function": {"name": call["function"]["name"], "arguments": ""}}
+                await send({**head, "choices": [{"index": 0, "delta": {"tool_calls": [first]}}]})
+                arguments = call["function"]["arguments"]
+                for start in range(0, len(arguments), 7):
+                    piece = {"index": index, "function": {"arguments": arguments[start:start + 7]}}
+                    await send({**head, "choices": [{"index": 0, "delta": {"tool_calls": [piece]}}]})
+            await send({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
+        words = [w + " " for w in self._content(body).split(" ")]
+        words[-1] = words[-1][:-1]
         for index, word in enumerate(words):
             if fault is not None and await fault.break_stream(
                 response, index,
@@ -115,6 +147,32 @@ class FakeOpenAI(FakeServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """As a tool-calling model: the forced tool, else (auto) the one the last user turn names or the first,
+    until a tool result is the last turn; arguments made from the tool's schema."""
+    tools = [t["function"] for t in body.get("tools") or []]
+    choice = body.get("tool_choice")
+    messages = body.get("messages") or []
+    if not tools or choice == "none":
+        return []
+    asked = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(choice, dict):
+        tool = next(t for t in tools if t["name"] == choice["function"]["name"])
+    elif choice != "required" and messages and messages[-1].get("role") == "tool":
+        return []
+    else:
+        tool = next((t for t in tools if t["name"] in asked), tools[0])
+    arguments = _synth(tool.get("parameters") or {"type": "object"}, len(asked))
+    return [{"id": f"call_fake{len(messages)}", "type": "function",
+             "function": {"name": tool["name"], "arguments": arguments}}]
+
+
+def _synth(schema: dict[str, Any], seed: int) -> str:
+    doc = synthesize(schema, prose=Prose({"product_name": "Fake OpenAI Lamp"}, role="fake", task="chat"),
+                     rng=random.Random(seed))
+    return _encode(doc).decode()
 
 
 def _frame(payload: Any) -> bytes:

@@ -28,6 +28,7 @@ class Fault:
     error_after: int | None = None  # stream: an error line after this many content lines (HTTP 200)
     malformed_after: int | None = None  # stream: a line that is not JSON after this many content lines
     cut_after: int | None = None  # stream: end the body after this many content lines, without the final line
+    stall_after: int | None = None  # stream: send nothing more after this many content lines (until cancelled)
     raw: bytes | None = None  # answer 200 with exactly these bytes
     retry_after: str | None = None  # Retry-After header with `status`
     times: int | None = None  # apply to the next N chat requests only; None = always
@@ -51,6 +52,8 @@ class Fault:
                 await response.write(line)
             await response.write_eof()
             return True
+        if self.stall_after == index:
+            await asyncio.Event().wait()
         if self.chunk_delay:
             await asyncio.sleep(self.chunk_delay)
         return False

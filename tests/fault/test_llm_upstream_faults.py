@@ -64,10 +64,22 @@ async def test_stalled_upstream_answers_upstream_timeout_at_the_callers_deadline
         await still_answers(client, up)
 
 
-async def test_stalled_stream_ends_with_an_error_event_at_the_deadline(kind: Kind) -> None:
+async def test_a_stream_stalled_before_its_first_piece_is_a_504_at_the_deadline(kind: Kind) -> None:
+    # Issue 15: nothing is sent before the first piece, so this is an HTTP 504, no longer a 200 + error event.
     async with upstream(kind) as up, gateway(live_config({"up": up.section()}, timeout=60)) as client:
         up.set_fault(Fault(chunk_delay=60))
-        events = stream_events(await post(client, STREAM, timeout=0.5))
+        reply = await post(client, STREAM, timeout=0.5)
+        assert reply.status == 504
+        assert error_of(reply)["code"] == "upstream_timeout"
+        await still_answers(client, up)
+
+
+async def test_a_stream_stalled_after_its_first_piece_ends_with_an_error_event_at_the_deadline(kind: Kind) -> None:
+    async with upstream(kind) as up, gateway(live_config({"up": up.section()}, timeout=60)) as client:
+        up.set_fault(Fault(stall_after=1))
+        reply = await post(client, STREAM, timeout=0.5)
+        events = stream_events(reply)
+        assert reply.status == 200 and events[0][0] == "delta"
         assert events[-1][0] == "error"
         assert events[-1][1]["error"]["code"] == "upstream_timeout"
         await still_answers(client, up)
