@@ -41,8 +41,9 @@ def _writable_folder(path: Path, setting: str) -> None:
 def check_storage(config: MediaConfig) -> None:
     """Raise a ConfigError naming the path and setting when the store or the job database is unusable."""
     store = Path(config.store.dir)
-    _writable_folder(store, _STORE)
-    if config.jobs.registry != "sqlite":
+    if config.store.bucket is None:
+        _writable_folder(store, _STORE)
+    if config.jobs.shared or config.jobs.registry != "sqlite":
         return
     database = config.jobs.sqlite_file(config.store)
     setting = _JOBS if config.jobs.sqlite_path else _STORE

@@ -81,7 +81,7 @@ def _errno_name(exc: OSError) -> str:
 
 
 class ImageStore(abc.ABC):
-    """Where image bytes live; a shared backend (object storage) implements the same three calls."""
+    """Where image bytes live: a local folder (`LocalImageStore`) or a bucket (`s3_store.S3ImageStore`)."""
 
     async def health(self) -> StoreHealth:
         """Whether a write would succeed now; `/readyz` reports it."""
@@ -94,6 +94,20 @@ class ImageStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, image_id: str) -> tuple[StoredImage, bytes] | None:
         """The image and its bytes, or None when the id is unknown or malformed."""
+
+    async def start(self) -> None:
+        """Open resources (an object store's HTTP session). Called once in the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release resources. Called once on shutdown."""
+
+    async def exists(self, image_id: str) -> bool:
+        """Whether the image is kept (answers a conditional GET without reading the bytes when it can)."""
+        return await self.get(image_id) is not None
+
+    def redirect_url(self, image_id: str) -> str | None:
+        """Where a client may fetch the bytes directly (a presigned URL); None: the gateway serves them."""
+        return None
 
 
 class LocalImageStore(ImageStore):

@@ -27,13 +27,16 @@ from orchestrator.pages.render import PageRenderer
 from orchestrator.pages.routes import PAGE_ROUTES
 from orchestrator.pages.session import ConsoleAuthMiddleware, ConsoleSessions
 from orchestrator.runs import FileRunImageStore, FileRunStore, RunFeed, RunImageStore, RunRunner, RunStore
+from orchestrator.runs.images import S3RunImageStore
 from orchestrator.runs.pg_store import PostgresRunStore
 from orchestrator.samples import load_samples
 from orchestrator.state import AppState
 from service_common.auth import key_hashes
+from service_common.config import ConfigError
 from service_common.cors import cors_middleware
 from service_common.http import RequestIdMiddleware, error_handlers
 from service_common.metrics import instrument
+from service_common.objects import parse_s3_url
 from service_common.openapi import openapi_route
 from service_common.postgres import Heartbeat, replica_name
 
@@ -52,6 +55,15 @@ def _run_store(config: OrchestratorConfig) -> RunStore:
     return FileRunStore(config.runs.dir)
 
 
+def _image_store(config: OrchestratorConfig) -> RunImageStore:
+    if not config.runs.images_url:
+        return FileRunImageStore(config.runs.images_path)
+    try:
+        return S3RunImageStore(parse_s3_url(config.runs.images_url), config.runs.s3)
+    except ValueError as exc:
+        raise ConfigError(f"runs.s3: {exc}") from exc
+
+
 def create_app(
     config: OrchestratorConfig,
     *,
@@ -61,7 +73,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app; the gateway sessions open in the lifespan and close on shutdown. `GET /metrics` included."""
     run_store = store or _run_store(config)
-    image_store = images or FileRunImageStore(config.runs.images_path)
+    image_store = images or _image_store(config)
     flow_metrics = metrics if metrics is not None else FlowMetrics()
     hashes = key_hashes(config.auth)
     sessions = ConsoleSessions(hashes, secret=config.console.session_secret, ttl_s=config.console.session_ttl_s)
@@ -72,6 +84,8 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             await run_store.open()
             stack.push_async_callback(run_store.close)
+            await image_store.start()
+            stack.push_async_callback(image_store.close)
             llm = await stack.enter_async_context(LLMGatewayClient.from_config(config.llm_gateway))
             media = await stack.enter_async_context(MediaGatewayClient.from_config(config.media_gateway))
             feed = RunFeed()

@@ -10,6 +10,7 @@ import msgspec
 
 from service_common.auth import AuthSettings
 from service_common.config import ConfigError, Section, load_config
+from service_common.objects import S3Settings, parse_s3_url
 from service_common.server import ServerSettings
 
 __all__ = [
@@ -90,6 +91,9 @@ class RunsConfig(Section, frozen=True):
     heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     # Kept run images (content-addressed); empty = `<dir>/images`.
     images_dir: str = ""
+    # `s3://bucket/prefix`: run images in an S3-compatible bucket shared by every replica (instead of images_dir).
+    images_url: str = ""
+    s3: S3Settings = S3Settings()
     recent_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 50
     # A run's whole budget; `X-Request-Timeout` on the request may shorten it, never lengthen it.
     timeout_s: Seconds = 900.0
@@ -101,6 +105,11 @@ class RunsConfig(Section, frozen=True):
     events_poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
 
     def __post_init__(self) -> None:
+        if self.images_url:
+            try:
+                parse_s3_url(self.images_url)
+            except ValueError as exc:
+                raise ValueError(f"images_url: {exc}") from None
         if self.url and not self.url.startswith(("postgresql://", "postgres://")):
             raise ValueError("url: only postgresql:// URLs are supported (empty: the runs folder)")
         if self.url and self.heartbeat_s * 2 > self.lease_s:

@@ -1,5 +1,5 @@
 """Run images kept with the run, so a page outlives the Media Gateway's copy: content-addressed bytes behind
-a small interface (a local folder by default; an object store can implement the same two calls).
+a small interface (a local folder by default, or an S3-compatible bucket through `service_common.objects`).
 
 An image is kept under the sha256 of its bytes (64 lowercase hex characters, checked before any path is
 built), so the same picture in two runs is stored once, and a key can never name a file outside the store.
@@ -19,11 +19,14 @@ import msgspec
 
 from orchestrator.clients import MediaGatewayClient
 from service_common.files import write_atomically
+from service_common.objects import ObjectStore, S3Location, S3Settings
 from shared_contracts.errors import StorageError
 from shared_contracts.flows import RunImage
 from shared_contracts.media import ImageInfo
 
-__all__ = ["FileRunImageStore", "ImageKeeper", "RunImageStore", "is_digest", "run_image", "run_image_url"]
+__all__ = [
+    "FileRunImageStore", "ImageKeeper", "RunImageStore", "S3RunImageStore", "is_digest", "run_image", "run_image_url",
+]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -46,7 +49,13 @@ def run_image(image: ImageInfo, *, url: str | None = None) -> RunImage:
 
 
 class RunImageStore(ABC):
-    """Where kept run images live, keyed by the sha256 of their bytes."""
+    """Where kept run images live, keyed by the sha256 of their bytes: a folder, or an S3-compatible bucket."""
+
+    async def start(self) -> None:
+        """Open resources (a bucket's HTTP session); called once in the lifespan."""
+
+    async def close(self) -> None:
+        """Release them on shutdown."""
 
     @abstractmethod
     async def put(self, data: bytes, *, sha256: str) -> None:
@@ -91,6 +100,30 @@ class FileRunImageStore(RunImageStore):
         # The name is the content's hash: a file already there holds these very bytes.
         if not path.exists():
             write_atomically(path, data)
+
+
+class S3RunImageStore(RunImageStore):
+    """`<prefix>/<sha256[:2]>/<sha256>` in a bucket every replica shares (`runs.images_url: s3://bucket/prefix`)."""
+
+    def __init__(self, location: S3Location, settings: S3Settings) -> None:
+        self.objects = ObjectStore(location, settings, name="run-images")
+
+    async def start(self) -> None:
+        await self.objects.start()
+
+    async def close(self) -> None:
+        await self.objects.close()
+
+    async def put(self, data: bytes, *, sha256: str) -> None:
+        if not is_digest(sha256) or hashlib.sha256(data).hexdigest() != sha256:
+            raise ValueError("the image bytes do not match their sha256")
+        await self.objects.put(f"{sha256[:2]}/{sha256}", data, content_type="application/octet-stream")
+
+    async def get(self, sha256: str) -> bytes | None:
+        if not is_digest(sha256):
+            return None
+        found = await self.objects.get(f"{sha256[:2]}/{sha256}")
+        return found.body if found is not None else None
 
 
 class ImageKeeper:
