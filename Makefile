@@ -38,14 +38,18 @@ check-config: $(STAMP)
 	$(BIN)/media-gateway check-config config/media_gateway.yaml
 	$(BIN)/orchestrator check-config config/orchestrator.yaml
 
+# `make run-llm PORT=9100` serves on another port (default 8100, 8200, 8300).
+PORT ?=
+PORT_ARG = $(if $(PORT),--port $(PORT),)
+
 run-llm: $(STAMP)
-	$(BIN)/llm-gateway
+	$(BIN)/llm-gateway $(PORT_ARG)
 
 run-media: $(STAMP)
-	$(BIN)/media-gateway
+	$(BIN)/media-gateway $(PORT_ARG)
 
 run-orchestrator: $(STAMP)
-	$(BIN)/orchestrator
+	$(BIN)/orchestrator $(PORT_ARG)
 
 # The P0 flow end to end (issue 4): the three services as processes in mock mode; exit code = pass/fail.
 e2e: $(STAMP)
@@ -98,3 +102,9 @@ bench-compare: $(STAMP) bench-tools $(LITELLM_STAMP)
 bench-profile: $(STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet py-spy
 	$(BIN)/python -m bench.perf.profile $(BENCH_ARGS)
+
+# The replay fixture set of the sample products (fixtures/llm, fixtures/media), built from the hand-written
+# answers in fixtures/samples/ (issue 14); `GENERATOR_MODE=replay make e2e` runs on it.
+.PHONY: replay-fixtures
+replay-fixtures: $(STAMP)
+	$(BIN)/python fixtures/build_samples.py

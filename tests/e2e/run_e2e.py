@@ -1,11 +1,14 @@
-"""End to end in mock mode: the three services as separate processes on loopback, one P0 run through them.
+"""End to end in mock (or replay) mode: the three services as separate processes on loopback, a P0 run through them.
 
-    python tests/e2e/run_e2e.py [--product FILE]        (or: make e2e)
+    python tests/e2e/run_e2e.py [--product FILE | --all]        (or: make e2e)
+    GENERATOR_MODE=replay make e2e                              (answers from the recorded fixtures in fixtures/)
 
-Starts the LLM and Media Gateways, then the orchestrator pointed at them (free ports, GENERATOR_MODE=mock,
-a temporary image store), POSTs a sample product, checks the document (six outputs, the image kept with
-the run and served by the orchestrator as a PNG, the run stored, its page), downloads the run's export,
-prints the summary, stops all three. Exit code 0 = pass.
+Starts the LLM and Media Gateways, then the orchestrator pointed at them (free ports, GENERATOR_MODE=mock, or
+replay when the environment says so, a temporary image store), POSTs a sample product (every sample with
+`--all`), checks the document (six outputs, the mode, the image kept with the run and served by the
+orchestrator as a PNG, the run stored, its page), downloads the first run's export, prints the summary,
+stops all three. Exit code 0 = pass. Replay mode reads fixtures/llm and fixtures/media unless
+LLM_FIXTURES_DIR / MEDIA_FIXTURES_DIR say otherwise.
 
 `make e2e` leaves its results to look at: the run in `var/runs/` (where `make run-orchestrator` finds it;
 `var/e2e/runs/` when an orchestrator is using that folder) and the export in `var/exports/<run_id>/`,
@@ -36,10 +39,13 @@ from orchestrator.tools.standalone import format_summary
 from service_common.config import ConfigError
 from shared_contracts.flows import RunDocument
 
-__all__ = ["E2EResult", "ROLES", "orchestrator_spec", "run_e2e"]
+__all__ = ["E2EResult", "ROLES", "SAMPLES", "orchestrator_spec", "run_e2e"]
 
 ROLES = ["brand", "brief", "strategist", "copywriter", "vision", "reviewer"]
 DEFAULT_PRODUCT = REPO_ROOT / "orchestrator" / "samples" / "ko_tumbler.json"
+SAMPLES = sorted((REPO_ROOT / "orchestrator" / "samples").glob("*.json"))
+# The modes e2e runs in: both need no model (replay answers from the fixtures recorded from one).
+MODES = ("mock", "replay")
 RUNS_PATH = "/api/v1/flows/p0-product-detail/runs"
 _PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -55,6 +61,9 @@ class E2EResult:
     """What the run produced and every check that failed (empty = pass)."""
 
     doc: RunDocument | None = None
+    # Every run's document, in the order the products were given (`doc` is the first).
+    docs: list[RunDocument] = field(default_factory=list)
+    mode: str = "mock"
     failures: list[str] = field(default_factory=list)
     total_s: float = 0.0
     png_size: tuple[int, int] | None = None
@@ -68,39 +77,49 @@ class E2EResult:
 
 def _mock_env(environ: Mapping[str, str], work: Path, runs: Path) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k not in ("LLM_GATEWAY_URL", "MEDIA_GATEWAY_URL")}
+    mode = env.get("GENERATOR_MODE") or "mock"
+    if mode not in MODES:
+        raise ValueError(f"e2e runs in mock or replay mode, not GENERATOR_MODE={mode}")
     env.update(
-        GENERATOR_MODE="mock",
+        GENERATOR_MODE=mode,
         MEDIA_STORE_DIR=str(work / "media"),
         ORCHESTRATOR_RUNS_DIR=str(runs),
         LOG_LEVEL=env.get("LOG_LEVEL", "warning"),
     )
+    if mode == "replay":
+        env.setdefault("LLM_FIXTURES_DIR", str(REPO_ROOT / "fixtures" / "llm"))
+        env.setdefault("MEDIA_FIXTURES_DIR", str(REPO_ROOT / "fixtures" / "media"))
     return env
 
 
 async def run_e2e(
-    product_path: Path,
+    products: Path | Sequence[Path],
     *,
     work: Path,
     runs: Path | None = None,
     exports: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> E2EResult:
-    """Start the three services, run the flow through the orchestrator's API, check the result, stop them.
+    """Start the three services, run the flow for each product through the orchestrator's API, check every
+    result, stop them.
 
-    Logs and the media store go under `work`; the runs folder and the export to `runs` and `exports`
-    (default: under `work` too).
+    Logs and the media store go under `work`; the runs folder and the first run's export to `runs` and
+    `exports` (default: under `work` too). The mode is the environment's GENERATOR_MODE (mock or replay).
     """
     started = time.monotonic()
     result = E2EResult(runs_dir=runs or work / "runs")
     assert result.runs_dir is not None
     env = _mock_env(os.environ if environ is None else environ, work, result.runs_dir)
-    product = msgspec.json.decode(product_path.read_bytes())
+    result.mode = env["GENERATOR_MODE"]
+    paths = [products] if isinstance(products, Path) else list(products)
     async with ServiceGroup(log_dir=work / "logs", base_env=env) as group:
         llm, media = await group.start(gateway_specs())
         [orchestrator] = await group.start([orchestrator_spec(llm.url, media.url)])
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            await _check(session, orchestrator.url, product, result)
+            for path in paths:
+                await _check(session, orchestrator.url, msgspec.json.decode(path.read_bytes()), result)
+            result.doc = result.docs[0] if result.docs else None
             if result.doc is not None:
                 await _export(session, orchestrator.url, result.doc, exports or work / "exports", result)
     result.total_s = time.monotonic() - started
@@ -117,11 +136,12 @@ async def _check(session: aiohttp.ClientSession, base: str, product: object, res
         if resp.status != 200:
             fail(f"POST {RUNS_PATH} answered {resp.status}: {body[:500]!r}")
             return
-    doc = result.doc = msgspec.json.decode(body, type=RunDocument)
+    doc = msgspec.json.decode(body, type=RunDocument)
+    result.docs.append(doc)
     if doc.status != "succeeded":
         fail(f"run status is {doc.status} (failed step {doc.failed_step}: {doc.error})")
-    if doc.mode != "mock":
-        fail(f"run mode is {doc.mode}, expected mock")
+    if doc.mode != result.mode:
+        fail(f"run mode is {doc.mode}, expected {result.mode}")
     missing = [role for role in ROLES if not doc.outputs.get(role)]
     if missing:
         fail(f"outputs missing for {', '.join(missing)}")
@@ -189,17 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `make e2e`; returns the exit code."""
     parser = argparse.ArgumentParser(prog="run_e2e")
     parser.add_argument("--product", type=Path, default=DEFAULT_PRODUCT)
+    parser.add_argument("--all", action="store_true", help="run every sample product in orchestrator/samples/")
     args = parser.parse_args(argv)
     var = REPO_ROOT / "var"
     runs = var / "runs" if asyncio.run(_free(var / "runs")) else var / "e2e" / "runs"
     with tempfile.TemporaryDirectory(prefix="pdp-e2e-") as tmp:
         try:
-            result = asyncio.run(run_e2e(args.product, work=Path(tmp), runs=runs, exports=var / "exports"))
-        except ServiceStartError as exc:
+            products = SAMPLES if args.all else [args.product]
+            result = asyncio.run(run_e2e(products, work=Path(tmp), runs=runs, exports=var / "exports"))
+        except (ServiceStartError, ValueError) as exc:
             print(f"e2e: FAIL: {exc}", file=sys.stderr)
             return 1
-    if result.doc is not None:
-        print(format_summary(result.doc))
+    for doc in result.docs:
+        print(format_summary(doc))
     if result.png_size is not None:
         print(f"  image fetched: PNG {result.png_size[0]}x{result.png_size[1]}")
     for failure in result.failures:
@@ -212,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  export: {_shown(result.export_index)}  (open it in a browser; it needs no server)")
     verdict = "PASS" if result.passed else "FAIL"
     duration = f"{result.doc.duration_ms:.0f} ms" if result.doc and result.doc.duration_ms is not None else "-"
-    print(f"e2e: {verdict}  (flow {duration}, whole e2e incl. start-up and shutdown {result.total_s:.1f} s)")
+    print(f"e2e: {verdict}  ({result.mode} mode, {len(result.docs)} run(s); first flow {duration}, "
+          f"whole e2e incl. start-up and shutdown {result.total_s:.1f} s)")
     return 0 if result.passed else 1
 
 

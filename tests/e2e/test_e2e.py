@@ -1,14 +1,16 @@
-"""`make e2e` as a test: the three services as real processes in mock mode, one P0 run through the API."""
+"""`make e2e` as a test: the three services as real processes in mock mode, one P0 run through the API; and in
+replay mode, every sample product answered from the shipped fixtures."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.run_e2e import DEFAULT_PRODUCT, ROLES, run_e2e
+from tests.e2e.run_e2e import DEFAULT_PRODUCT, ROLES, SAMPLES, run_e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +49,25 @@ def test_the_p0_script_starts_the_gateways_itself_and_saves_the_run(tmp_path: Pa
     assert f"export: var/exports/{saved.stem}/index.html" in done.stdout and index.is_file()
     assert len(list((index.parent / "images").glob("*.png"))) == 1
     assert len(list((tmp_path / "out" / "images").rglob("*"))) == 2  # <aa>/<sha256>
+
+
+async def test_replay_runs_every_sample_product_as_recorded(tmp_path: Path) -> None:
+    """`GENERATOR_MODE=replay make e2e --all`: the shipped fixtures answer each sample's whole run, no model."""
+    environ = {k: v for k, v in os.environ.items() if not k.endswith("_FIXTURES_DIR")}
+    result = await run_e2e(SAMPLES, work=tmp_path, environ={**environ, "GENERATOR_MODE": "replay"})
+    assert result.failures == [] and len(result.docs) == len(SAMPLES) == 4
+    for doc in result.docs:
+        assert doc.status == "succeeded" and doc.mode == "replay"
+        # It reads as a live run: the live route's provider and model on every step, the workflow's image.
+        assert {step.provider for step in doc.steps.values()} == {"ollama"}
+        assert doc.steps["vision"].media is not None and doc.steps["vision"].media.provider == "comfyui"
+        copy, brief = doc.outputs["copywriter"], doc.outputs["brief"]
+        assert brief["target_audience"] == doc.product.target_customer
+        words = " ".join([copy["headline"], *(s["body"] for s in copy["sections"])])
+        hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in words)
+        assert (hangul > len(words) // 3) if doc.product.language == "ko" else hangul == 0
+        plan_ids = [s["id"] for s in doc.outputs["strategist"]["sections"]]
+        assert [s["section_id"] for s in copy["sections"]] == plan_ids
+        review = doc.outputs["reviewer"]
+        assert {issue["section_id"] for issue in review["issues"]} <= set(plan_ids)
+        assert review["verdict"] in ("approve", "revise")
