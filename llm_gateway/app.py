@@ -41,6 +41,7 @@ from .metrics import LLMMetrics
 from .openai_compat import openai_routes
 from .openai_errors import OpenAIErrorMiddleware
 from .openapi import llm_openapi
+from .providers.base import Provider
 from .readiness import Readiness
 from .registry import build_providers
 from .reload import RoutingReloader
@@ -228,7 +229,18 @@ class _Endpoints:
         if failing:
             names = ", ".join(sorted(failing))
             raise NotReady(f"providers not ready: {names}", details={"providers": failing, "guards": guards})
-        return Response(_encode(Readiness(status="ready", mode=self.gateway.mode, providers=guards)), media_type=_JSON)
+        instances = {name: found for name, p in self.gateway.providers.items() if (found := p.instances())}
+        ready = Readiness(status="ready", mode=self.gateway.mode, providers=guards, instances=instances)
+        return Response(_encode(ready), media_type=_JSON)
+
+
+def _instance_gauges(providers: Mapping[str, Provider]) -> dict[tuple[str, ...], float]:
+    gauges: dict[tuple[str, ...], float] = {}
+    for name, provider in providers.items():
+        for url, state in provider.instances().items():
+            gauges[(name, url, "up")] = 1.0 if state.get("up") else 0.0
+            gauges[(name, url, "in_flight")] = float(state.get("in_flight") or 0)
+    return gauges
 
 
 def create_app(
@@ -293,5 +305,7 @@ def create_app(
     metrics.track_breakers(
         lambda: {name: s.breaker.state for name, s in gateway.guard_status().items() if s.breaker is not None}
     )
+    metrics.track("pdp_llm_instance", "Per instance of a pooled provider: up (1/0) and calls in flight.",
+                  ("provider", "instance", "what"), lambda: _instance_gauges(gateway.providers))
     instrument(app, metrics)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from .guards import ProviderStatus
@@ -15,3 +17,6 @@ class Readiness(msgspec.Struct, kw_only=True):
     status: str
     mode: str
     providers: dict[str, ProviderStatus]
+    # Per instance of a pooled provider (e.g. several Ollama servers), by provider then base URL: `up`,
+    # `in_flight`, `max_in_flight`, `models_loaded`, `error`. Absent providers have one upstream.
+    instances: dict[str, dict[str, dict[str, Any]]] = {}

@@ -135,3 +135,7 @@ class Provider(abc.ABC):
     async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
         """One vector per text; providers with the `embeddings` feature override it."""
         raise InvalidRequest(f"{self.name} does not make embeddings", details={"provider": self.name})
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """Each upstream instance's state for `/readyz` and `/metrics` (a pool's); empty for one upstream."""
+        return {}

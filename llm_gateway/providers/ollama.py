@@ -106,6 +106,8 @@ class OllamaProvider(Provider):
         super().__init__(name, settings)
         if not settings.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {settings.base_url!r}")
+        if "," in settings.base_url:
+            raise ValueError("base_url lists several instances: use class llm_gateway.providers.ollama_pool:OllamaPool")
         self._settings = settings
         # The caller's deadline bounds each call; connecting has its own cap.
         self.client = HttpClient(

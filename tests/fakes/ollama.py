@@ -29,6 +29,7 @@ from aiohttp import web
 
 from llm_gateway.providers.mock.prose import Prose
 from llm_gateway.providers.mock.synth import synthesize
+from llm_gateway.providers.mock.vectors import unit_vector
 from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["Fault", "FakeOllama", "RecordedRequest"]
@@ -49,6 +50,8 @@ class FakeOllama(FakeServer):
     version: str = "0.6.5"
     fault: Fault | None = None
     faults: dict[str, Fault] = field(default_factory=dict)
+    # Models in memory (`GET /api/ps`); a chat that is answered loads its model.
+    loaded: list[str] = field(default_factory=list)
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -56,8 +59,27 @@ class FakeOllama(FakeServer):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/chat", self._chat)
+        app.router.add_post("/api/embed", self._embed)
         app.router.add_get("/api/version", self._version)
         app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/api/ps", self._ps)
+
+    async def _ps(self, request: web.Request) -> web.Response:
+        """`GET /api/ps`: the models in memory (as Ollama, one stays loaded after it answered a chat)."""
+        await self.record(request)
+        models = [{"name": name, "model": name, "size": 5_000_000_000, "digest": f"{abs(hash(name)):064x}"[:64],
+                   "details": {"format": "gguf", "family": "qwen2"}, "expires_at": "2099-01-01T00:00:00Z",
+                   "size_vram": 5_000_000_000} for name in self.loaded]
+        return web.json_response({"models": models})
+
+    async def _embed(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if body.get("model") not in self.models:
+            return _error(404, f'model "{body.get("model")}" not found, try pulling it first')
+        vectors = [unit_vector(t, body.get("dimensions") or 8) for t in texts]
+        return web.json_response({"model": body["model"], "embeddings": vectors, "total_duration": 14_000_000,
+                                  "load_duration": 1_000_000, "prompt_eval_count": sum(len(t.split()) for t in texts)})
 
     async def _version(self, request: web.Request) -> web.Response:
         await self.record(request)
@@ -102,6 +124,8 @@ class FakeOllama(FakeServer):
             return _error(fault.status, fault.error, headers=headers)
         if model not in self.models:
             return _error(404, f'model "{model}" not found, try pulling it first')
+        if model not in self.loaded:
+            self.loaded.append(model)
         if fault and fault.raw is not None:
             return web.Response(body=fault.raw, status=200, content_type="application/json")
         calls = self._tool_calls(body)

@@ -11,6 +11,7 @@ from llm_gateway.app import build_gateway
 from llm_gateway.config import load_gateway_config, parse_gateway_config
 from llm_gateway.providers.mock import MockProvider
 from llm_gateway.providers.ollama import OllamaProvider
+from llm_gateway.providers.ollama_pool import OllamaPool
 from llm_gateway.registry import build_providers
 from service_common.config import ConfigError
 
@@ -25,7 +26,9 @@ def test_shipped_config_loads_and_routes_the_six_roles(repo_root: Path) -> None:
     config = load_gateway_config(repo_root / "config" / "llm_gateway.yaml", environ={})
     gateway = build_gateway(config)
     assert config.mode == "mock" and config.timeouts.mock == 5 and config.timeouts.live == 180
-    assert isinstance(gateway.providers["ollama"], OllamaProvider)
+    # A pool of one or more Ollama instances (OLLAMA_BASE_URL may list several); one instance is the plain provider.
+    pool = gateway.providers["ollama"]
+    assert isinstance(pool, OllamaPool) and [type(m.provider) for m in pool.members] == [OllamaProvider]
     assert isinstance(gateway.providers["mock"], MockProvider)
     models = {role: gateway.router.resolve(role, "any").targets[0].model for role in
               ("brand", "brief", "strategist", "copywriter", "vision", "reviewer")}
