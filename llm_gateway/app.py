@@ -34,11 +34,14 @@ from shared_contracts.llm import GenerateRequest, GenerateResponse, Mode, Stream
 from shared_contracts.scenarios import LLM_SCENARIOS
 
 from .config import GatewayConfig
+from .embed_api import embed_routes
+from .embedding import build_embedder
 from .fixtures import FixtureStore
 from .gateway import Gateway, GatewayStream
 from .guards import build_guards
 from .metrics import LLMMetrics
 from .openai_compat import openai_routes
+from .openai_embeddings import openai_embedding_routes
 from .openai_errors import OpenAIErrorMiddleware
 from .openapi import llm_openapi
 from .providers.base import Provider
@@ -257,6 +260,7 @@ def create_app(
     (expanded with `environ`) and swaps the routing. `clock` drives the circuit breakers (tests).
     """
     gateway = build_gateway(config, clock=clock)
+    embedder = build_embedder(config, gateway)
     metrics = metrics if metrics is not None else LLMMetrics()
     endpoints = _Endpoints(gateway, config, metrics)
     reloader = (
@@ -283,6 +287,8 @@ def create_app(
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
         *openai_routes(gateway, max_body=config.max_body_bytes),
+        *embed_routes(embedder, allow_mode_header=config.allow_mode_header, max_body=config.max_body_bytes),
+        *openai_embedding_routes(embedder, allow_mode_header=config.allow_mode_header, max_body=config.max_body_bytes),
         openapi_route(llm_openapi(auth=bool(key_hashes(config.auth)))),
     ]
     app = Starlette(

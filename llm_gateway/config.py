@@ -120,6 +120,8 @@ class GatewayConfig(Section, frozen=True):
     # name -> {class: "module:Class", ...that class's Settings}; checked when the registry builds them.
     providers: dict[str, dict[str, Any]] = {}
     llm_routing: RoutingConfig = RoutingConfig()
+    # Embedding models, routed by role/task like generation (POST /api/v1/llm/embed, /v1/embeddings).
+    embedding_routing: RoutingConfig = RoutingConfig()
     log_level: Literal["debug", "info", "warning", "error"] | None = None
     # Message count and character caps per request (413 payload_too_large), see llm_gateway/limits.py.
     limits: RequestLimits = RequestLimits()
@@ -145,10 +147,11 @@ def load_gateway_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig
 
 def _check_references(config: GatewayConfig) -> GatewayConfig:
     known = set(config.providers) | {config.mock_provider}
-    routing = config.llm_routing
-    routes: list[tuple[str, RouteSpec]] = [(f"llm_routing.rules[{i}]", r) for i, r in enumerate(routing.rules)]
-    if routing.default is not None:
-        routes.append(("llm_routing.default", routing.default))
+    routes: list[tuple[str, RouteSpec]] = []
+    for key, routing in (("llm_routing", config.llm_routing), ("embedding_routing", config.embedding_routing)):
+        routes += [(f"{key}.rules[{i}]", r) for i, r in enumerate(routing.rules)]
+        if routing.default is not None:
+            routes.append((f"{key}.default", routing.default))
     for where, route in routes:
         targets = [(where, route), *((f"{where}.fallbacks[{j}]", fb) for j, fb in enumerate(route.fallbacks))]
         for target_where, target in targets:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
+from shared_contracts.embeddings import EmbedRequest, EmbedResponse
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RoutingTable
 
 from .openai_compat import ChatCompletionRequest
+from .openai_wire import EmbeddingsRequest
 from .readiness import Readiness
 
 __all__ = ["llm_openapi"]
@@ -44,6 +46,12 @@ def _operations() -> list[Operation]:
                   request=ChatCompletionRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE),
                   tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
+                  tags=("openai",), description=_OPENAI_ERRORS),
+        Operation("POST", "/api/v1/llm/embed", "One vector per text, routed by embedding_routing",
+                  request=EmbedRequest, response=EmbedResponse, errors=(400, 404, 413, 429, 502, 503, 504),
+                  headers=generate_headers, tags=("llm",)),
+        Operation("POST", "/v1/embeddings", "OpenAI-compatible embeddings (floats or base64)",
+                  request=EmbeddingsRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE),
                   tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models/{model}", "One route alias or model, OpenAI style (404 model_not_found)",
                   response_schema=_OBJECT, tags=("openai",), description=_OPENAI_ERRORS),

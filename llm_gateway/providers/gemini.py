@@ -25,7 +25,7 @@ from shared_contracts.errors import InvalidOutput, UpstreamError, UpstreamReject
 from shared_contracts.llm import Message
 from shared_contracts.tools import NamedToolChoice, ToolCall
 
-from .base import Delta, Provider, ProviderCall, ProviderResult
+from .base import Delta, EmbedCall, EmbedResult, Provider, ProviderCall, ProviderResult
 
 __all__ = ["GeminiProvider", "GeminiSettings"]
 
@@ -41,6 +41,14 @@ class GeminiSettings(KeyedSettings, kw_only=True, frozen=True):
 
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+class _Embedding(msgspec.Struct):
+    values: list[float]
+
+
+class _Embeddings(msgspec.Struct):
+    embeddings: list[_Embedding]
 
 
 class GeminiProvider(KeyedProvider, Provider):
@@ -89,6 +97,23 @@ class GeminiProvider(KeyedProvider, Provider):
         if not pieces and not calls and finish in BLOCKED_FINISH_REASONS:
             raise self._blocked(GenerateContentResponse(candidates=[Candidate(finish_reason=finish)]))
         yield _with_calls(self._result("".join(pieces), finish, usage), calls)
+
+    async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        """`:batchEmbedContents`, one request per text; Gemini reports no token count (null)."""
+        model = call.model.removeprefix("models/")
+        requests = []
+        for text in call.texts:
+            item: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": text}]}}
+            if call.dimensions is not None:
+                item["outputDimensionality"] = call.dimensions
+            requests.append(merge_extra(item, call.extra))
+        url = f"{self.base_url}/{self.settings.api_version}/models/{model}:batchEmbedContents"
+        raw = await self.client.post_json(url, {"requests": requests}, deadline=deadline)
+        try:
+            reply = msgspec.json.decode(raw, type=_Embeddings)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: unreadable embeddings", details={"provider": self.name}) from exc
+        return EmbedResult(vectors=[e.values for e in reply.embeddings], input_tokens=None)
 
     async def health(self, *, deadline: float) -> None:
         await self.client.call(

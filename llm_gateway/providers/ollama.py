@@ -23,7 +23,7 @@ from shared_contracts.errors import (
     UpstreamUnauthorized,
 )
 
-from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from .base import Delta, EmbedCall, EmbedResult, Provider, ProviderCall, ProviderResult, ProviderSettings
 from .ollama_tools import forced_call, ollama_message, ollama_tools, parse_calls
 
 __all__ = ["OllamaProvider", "OllamaSettings", "ollama_error"]
@@ -74,6 +74,14 @@ class _ErrorBody(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
+
+
+class _Embeddings(msgspec.Struct):
+    embeddings: list[list[float]]
+    prompt_eval_count: int | None = None
+
+
+_decode_embed = msgspec.json.Decoder(_Embeddings).decode
 # Provider-neutral option -> Ollama option.
 _OPTION_NAMES = (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"),
                  ("max_tokens", "num_predict"))
@@ -203,6 +211,23 @@ class OllamaProvider(Provider):
         if calls:
             result.tool_calls, result.text, result.finish_reason = calls, "" if forced else result.text, "tool_calls"
         return result
+
+    async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        """`POST /api/embed`: `{"embeddings": [[...]], "prompt_eval_count"}`."""
+        body: dict[str, Any] = {"model": call.model, "input": call.texts, **dict(call.extra)}
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        if self._settings.keep_alive is not None:
+            body.setdefault("keep_alive", self._settings.keep_alive)
+        try:
+            reply = await self.client.call("POST", "/api/embed", body=_encode(body), deadline=deadline)
+            answer = _decode_embed(reply.body)
+        except GatewayError as err:
+            err.details.setdefault("model", call.model)
+            raise
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: malformed embeddings", details={"provider": self.name}) from exc
+        return EmbedResult(vectors=answer.embeddings, input_tokens=answer.prompt_eval_count)
 
     async def health(self, *, deadline: float) -> None:
         reply = await self.client.request("GET", "/api/version", deadline=deadline)

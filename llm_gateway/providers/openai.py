@@ -20,7 +20,7 @@ from shared_contracts.errors import InvalidOutput, UpstreamError, UpstreamReject
 from shared_contracts.llm import Message
 from shared_contracts.tools import NamedToolChoice, TokenLogprob, ToolCall, TopLogprob
 
-from .base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
+from .base import Delta, EmbedCall, EmbedResult, Provider, ProviderCall, ProviderResult, ProviderSettings
 
 __all__ = ["OpenAIProvider", "OpenAISettings", "strict_compatible"]
 
@@ -109,7 +109,18 @@ class _Chunk(msgspec.Struct):
     error: dict[str, Any] | None = None
 
 
+class _Embedding(msgspec.Struct):
+    embedding: list[float]
+    index: int = 0
+
+
+class _Embeddings(msgspec.Struct):
+    data: list[_Embedding]
+    usage: _Usage | None = None
+
+
 _decode_completion = msgspec.json.Decoder(_Completion)
+_decode_embeddings = msgspec.json.Decoder(_Embeddings)
 _decode_chunk = msgspec.json.Decoder(_Chunk)
 _SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 # The JSON Schema keywords OpenAI's strict mode accepts; anything else (default, minLength, allOf…) is a 400.
@@ -206,6 +217,20 @@ class OpenAIProvider(KeyedProvider, Provider):
             tool_calls=made,
             logprobs=_logprobs(tokens),
         )
+
+    async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        """`POST /v1/embeddings` with float vectors, in the order of the texts."""
+        body: dict[str, Any] = {"model": call.model, "input": call.texts, "encoding_format": "float"}
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        raw = await self.client.post_json(f"{self.api_url}/embeddings", merge_extra(body, call.extra),
+                                          deadline=deadline)
+        try:
+            reply = _decode_embeddings.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name}: unreadable embeddings", details={"provider": self.name}) from exc
+        vectors = [item.embedding for item in sorted(reply.data, key=lambda item: item.index)]
+        return EmbedResult(vectors=vectors, input_tokens=reply.usage.prompt_tokens if reply.usage else None)
 
     async def health(self, *, deadline: float) -> None:
         url = f"{self.api_url}/models"

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from llm_gateway.providers.mock.prose import Prose
 from llm_gateway.providers.mock.synth import synthesize
+from llm_gateway.providers.mock.vectors import unit_vector
 from tests.fakes.server import FakeServer, Fault, RecordedRequest
 
 __all__ = ["FakeOpenAI"]
@@ -50,11 +51,21 @@ class FakeOpenAI(FakeServer):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
 
     async def stop(self) -> None:
         if self.gate is not None:
             self.gate.set()  # a request held in flight must end before the server can
         await super().stop()
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": unit_vector(t, body.get("dimensions") or 8)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _models(self, request: web.Request) -> web.Response:
         await self.record(request)

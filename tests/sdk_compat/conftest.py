@@ -41,13 +41,15 @@ class Gateway:
         return f"{self.url}/v1"
 
 
-def _live(section: dict[str, Any], model: str) -> Any:
+def _live(section: dict[str, Any], model: str, *, embeds: bool = True) -> Any:
     return parse_gateway_config({
         "mode": "live",
         "providers": {"up": section},
         "retry": {"attempts": 1},
         "llm_routing": {"rules": [{"role": ["copywriter"], "provider": "up", "model": model}],
                         "default": {"provider": "up", "model": model}},
+        # Anthropic makes no embeddings: its gateway has no embedding route (404 model_not_found).
+        "embedding_routing": {"default": {"provider": "up", "model": model}} if embeds else {},
     })
 
 
@@ -65,7 +67,7 @@ async def _config(kind: str, stack: AsyncExitStack) -> Any:
     if kind == "anthropic":
         claude = await stack.enter_async_context(FakeAnthropic())
         return _live({"class": "llm_gateway.providers.anthropic:AnthropicProvider", "base_url": claude.base_url,
-                      "api_key": "sk-ant-test"}, "claude-test")
+                      "api_key": "sk-ant-test"}, "claude-test", embeds=False)
     gemini = await stack.enter_async_context(FakeGemini())
     return _live({"class": "llm_gateway.providers.gemini:GeminiProvider", "base_url": gemini.base_url,
                   "api_key": "gemini-test-key"}, "gemini-test")

@@ -84,3 +84,15 @@ async def test_errors_are_the_sdks_typed_errors(client: openai.AsyncOpenAI) -> N
     assert bad.value.param == "temperature" and bad.value.type == "invalid_request_error"
     model = await client.models.retrieve(ALIAS)
     assert model.id == ALIAS
+
+
+async def test_embeddings_in_the_sdks_default_base64(client: openai.AsyncOpenAI, gateway: Gateway) -> None:
+    if gateway.kind == "anthropic":
+        with pytest.raises(openai.NotFoundError):
+            await client.embeddings.create(model="role:search", input=["a lamp"])
+        return
+    result = await client.embeddings.create(model="role:search", input=["a lamp", "a kettle"], dimensions=8)
+    again = await client.embeddings.create(model="role:search", input="a lamp", dimensions=8, encoding_format="float")
+    assert [len(item.embedding) for item in result.data] == [8, 8]
+    assert result.data[0].embedding == pytest.approx(again.data[0].embedding, rel=1e-6)
+    assert result.model == "role:search"
