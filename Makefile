@@ -108,3 +108,12 @@ bench-profile: $(STAMP) bench-tools
 .PHONY: replay-fixtures
 replay-fixtures: $(STAMP)
 	$(BIN)/python fixtures/build_samples.py
+
+# The services' configs copied into the kustomization folder (issue 17), so `kubectl kustomize deploy/k8s` needs
+# no --load-restrictor; run it after editing config/*.yaml (the new ConfigMap hash rolls the Deployments).
+.PHONY: k8s-config
+k8s-config:
+	mkdir -p deploy/k8s/config
+	cp config/llm_gateway.yaml deploy/k8s/config/llm_gateway.yaml
+	cp config/media_gateway.yaml deploy/k8s/config/media_gateway.yaml
+	cp config/orchestrator.yaml deploy/k8s/config/orchestrator.yaml

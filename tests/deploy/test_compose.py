@@ -23,8 +23,14 @@ def interpolated(value: str) -> str:
     return _INTERPOLATION.sub(lambda m: m.group(2) or "", value)
 
 
+SCALE = {"postgres", "minio", "bucket", "ollama-1", "ollama-2", "comfyui-1", "comfyui-2",
+         *(f"{name}-scaled" for name in SERVICES)}
+# Compose's own variables of the scale profile's engines (passwords of the local PostgreSQL and MinIO).
+COMPOSE_ONLY_VARS = COMPOSE_ONLY_VARS | {"PDP_DB_PASSWORD"}
+
+
 def test_services_and_the_live_profile() -> None:
-    assert set(SERVICE_DEFS) == {*SERVICES, "ollama", "comfyui"}
+    assert set(SERVICE_DEFS) == {*SERVICES, "ollama", "comfyui", *SCALE}
     for name in SERVICES:
         assert "profiles" not in SERVICE_DEFS[name], f"{name} must start without a profile"
     for name in ("ollama", "comfyui"):
@@ -58,7 +64,10 @@ def test_mock_by_default_and_config_file_exists(service: str) -> None:
 
 def test_every_env_var_is_one_the_code_or_configs_read() -> None:
     known = env_vars_read() | PLATFORM_ENV
-    for name, service in SERVICE_DEFS.items():
+    # Our images only: PostgreSQL's and MinIO's images read their own variables.
+    ours = {name: service for name, service in SERVICE_DEFS.items() if "build" in service}
+    assert set(ours) == {*SERVICES, *(f"{name}-scaled" for name in SERVICES)}
+    for name, service in ours.items():
         for var in service.get("environment", {}):
             assert var in known, f"services.{name}.environment.{var}: nothing reads it"
         for value in service.get("environment", {}).values():
@@ -88,3 +97,31 @@ def test_media_store_is_a_named_volume_at_the_store_dir() -> None:
         for mount in service.get("volumes", []):
             source = mount.split(":")[0]
             assert source in declared, f"services.{name}.volumes: {source} is not declared"
+
+
+def test_the_scale_profile_runs_every_service_twice_on_shared_engines_selected_by_url() -> None:
+    for name in SCALE:
+        assert SERVICE_DEFS[name]["profiles"] == ["scale"], name
+    for name in SERVICES:
+        scaled = SERVICE_DEFS[f"{name}-scaled"]
+        assert scaled["deploy"]["replicas"] == 2 and scaled["build"]["target"] == name
+        port = SERVICES[name][1]
+        (published,) = scaled["ports"]
+        assert published.endswith(f":{port}") and "-" in published.split(":")[0]  # a host port per replica
+    llm = SERVICE_DEFS["llm-gateway-scaled"]["environment"]
+    media = SERVICE_DEFS["media-gateway-scaled"]["environment"]
+    orch = SERVICE_DEFS["orchestrator-scaled"]["environment"]
+    assert llm["OLLAMA_BASE_URL"] == "http://ollama-1:11434,http://ollama-2:11434"
+    assert media["COMFYUI_BASE_URL"] == "http://comfyui-1:8188,http://comfyui-2:8188"
+    for env, key in ((media, "MEDIA_JOBS_URL"), (orch, "ORCHESTRATOR_RUNS_URL")):
+        assert interpolated(env[key]).startswith("postgresql://pdp:") and env[key].endswith("@postgres:5432/pdp")
+    assert media["MEDIA_STORE_URL"].startswith("s3://pdp-media/") and orch["ORCHESTRATOR_IMAGES_URL"].startswith("s3://")
+    for env in (media, orch):
+        assert interpolated(env["AWS_ENDPOINT_URL"]) == "http://minio:9000" and "AWS_SECRET_ACCESS_KEY" in env
+    assert orch["LLM_GATEWAY_URL"] == "http://llm-gateway-scaled:8100"
+    assert orch["MEDIA_GATEWAY_URL"] == "http://media-gateway-scaled:8200"
+    # The bucket exists before a replica writes to it; the database answers before one migrates it.
+    for name in ("media-gateway-scaled", "orchestrator-scaled"):
+        needs = SERVICE_DEFS[name]["depends_on"]
+        assert needs["postgres"]["condition"] == "service_healthy"
+        assert needs["bucket"]["condition"] == "service_completed_successfully"
