@@ -7,6 +7,7 @@ from typing import Any
 from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
 from shared_contracts.embeddings import EmbedRequest, EmbedResponse
 from shared_contracts.llm import GenerateRequest, GenerateResponse, RoutingTable
+from shared_contracts.scenarios import LLM_SCENARIOS
 
 from .openai_compat import ChatCompletionRequest
 from .openai_wire import EmbeddingsRequest
@@ -14,8 +15,14 @@ from .readiness import Readiness
 
 __all__ = ["llm_openapi"]
 
-_MODE = HeaderParam("X-Generator-Mode", "mock or live; honoured only with allow_mode_header: true.",
-                    {"type": "string", "enum": ["mock", "live"]})
+_MODE = HeaderParam("X-Generator-Mode", "mock, live or replay; honoured only with allow_mode_header: true. Every "
+                    "response says the mode that answered in its own X-Generator-Mode header.",
+                    {"type": "string", "enum": ["mock", "live", "replay"]})
+_SCENARIO = HeaderParam(
+    "X-Mock-Scenario", "Mock mode only (400 in any other): fail or slow down as a live provider would, "
+    "`<name>[=<value>]`: " + "; ".join(f"{name}: {rule.summary}" for name, rule in LLM_SCENARIOS.items()) + ".",
+    {"type": "string", "pattern": "^[a-z_]+(=[0-9.]+)?$"},
+)
 _GENERATE_ERRORS = (400, 404, 413, 422, 429, 502, 503, 504)
 _OBJECT: dict[str, Any] = {"type": "object"}
 # Each Server-Sent Event; `data` is the JSON text of a StreamDelta, a GenerateResponse or the error envelope.
@@ -31,7 +38,7 @@ _OPENAI_ERRORS = ("Errors under /v1 are OpenAI's error object {\"error\": {\"mes
 
 
 def _operations() -> list[Operation]:
-    generate_headers = (REQUEST_TIMEOUT, _MODE)
+    generate_headers = (REQUEST_TIMEOUT, _MODE, _SCENARIO)
     return [
         Operation("POST", "/api/v1/llm/generate", "One complete answer for a role and task",
                   request=GenerateRequest, response=GenerateResponse, errors=_GENERATE_ERRORS,
@@ -43,7 +50,7 @@ def _operations() -> list[Operation]:
                               "event (the error envelope). Errors before the first event are JSON envelopes."),
         Operation("GET", "/api/v1/llm/routes", "The resolved routing table", response=RoutingTable, tags=("llm",)),
         Operation("POST", "/v1/chat/completions", "OpenAI-compatible chat completion (JSON or SSE with stream: true)",
-                  request=ChatCompletionRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE),
+                  request=ChatCompletionRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE, _SCENARIO),
                   tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
                   tags=("openai",), description=_OPENAI_ERRORS),

@@ -8,6 +8,7 @@ import msgspec
 
 from service_common.openapi import REQUEST_TIMEOUT, HeaderParam, Operation, openapi_document
 from shared_contracts.media import ImageRequest, Job, WorkflowInfo
+from shared_contracts.scenarios import MEDIA_SCENARIOS
 
 from .store import StoreHealth
 
@@ -57,8 +58,14 @@ class MediaReadiness(msgspec.Struct, kw_only=True):
     job_store: JobStoreHealth
 
 
-_MODE = HeaderParam("X-Generator-Mode", "mock or live; honoured only with allow_mode_header: true.",
-                    {"type": "string", "enum": ["mock", "live"]})
+_MODE = HeaderParam("X-Generator-Mode", "mock, live or replay; honoured only with allow_mode_header: true. Every "
+                    "response says the mode that answered in its own X-Generator-Mode header.",
+                    {"type": "string", "enum": ["mock", "live", "replay"]})
+_SCENARIO = HeaderParam(
+    "X-Mock-Scenario", "Mock mode only (400 in any other): `<name>[=<value>]`: "
+    + "; ".join(f"{name}: {rule.summary}" for name, rule in MEDIA_SCENARIOS.items()) + ".",
+    {"type": "string", "pattern": "^[a-z_]+(=[0-9.]+)?$"},
+)
 _OBJECT: dict[str, Any] = {"type": "object"}
 _STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
 _IMAGE = {"type": "string", "format": "binary"}
@@ -70,7 +77,7 @@ def _operations() -> list[Operation]:
         Operation("POST", "/api/v1/media/image/generate", "Render images; waits for the job unless wait is false",
                   request=ImageRequest, response=Job, also=(202,),
                   errors=(400, 404, 409, 413, 422, 429, 502, 503, 504, 507),
-                  headers=(REQUEST_TIMEOUT, _MODE), tags=("media",),
+                  headers=(REQUEST_TIMEOUT, _MODE, _SCENARIO), tags=("media",),
                   description="wait: true answers 200 with the finished Job or the error envelope within the "
                               "deadline (503 shutting_down when the gateway stops first: the job is kept and "
                               "the restarted gateway finishes it); wait: false answers 202 with the queued Job "
