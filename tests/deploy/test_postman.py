@@ -112,7 +112,7 @@ def _app_endpoints(tmp_path: Path) -> set[tuple[str, str, str]]:
             assert isinstance(route, Route), f"{base}: {route!r} is not a plain Route; extend this test"
             for method in route.methods or ():
                 if method != "HEAD":
-                    found.add((base, method, re.sub(r"\{\w+\}", "{id}", route.path)))
+                    found.add((base, method, re.sub(r"\{\w+(?::\w+)?\}", "{id}", route.path)))
     return found
 
 
