@@ -33,6 +33,14 @@ _SSE_EVENT: dict[str, Any] = {
 }
 
 
+# OpenAI's error object, as every error under /v1 is (llm_gateway/openai_errors.py).
+_OPENAI_ERROR: dict[str, Any] = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+        "code": {"type": ["string", "null"]}}, "required": ["message", "type", "param", "code"]}},
+    "required": ["error"],
+}
 _OPENAI_ERRORS = ("Errors under /v1 are OpenAI's error object {\"error\": {\"message\", \"type\", \"param\", "
                   "\"code\"}}, with the gateway's status, Retry-After and x-request-id.")
 
@@ -51,17 +59,19 @@ def _operations() -> list[Operation]:
         Operation("GET", "/api/v1/llm/routes", "The resolved routing table", response=RoutingTable, tags=("llm",)),
         Operation("POST", "/v1/chat/completions", "OpenAI-compatible chat completion (JSON or SSE with stream: true)",
                   request=ChatCompletionRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE, _SCENARIO),
-                  tags=("openai",), description=_OPENAI_ERRORS),
+                  errors=_GENERATE_ERRORS, error_schema=_OPENAI_ERROR, tags=("openai",), description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models", "Route aliases and models, OpenAI style", response_schema=_OBJECT,
-                  tags=("openai",), description=_OPENAI_ERRORS),
+                  error_schema=_OPENAI_ERROR, tags=("openai",), description=_OPENAI_ERRORS),
         Operation("POST", "/api/v1/llm/embed", "One vector per text, routed by embedding_routing",
                   request=EmbedRequest, response=EmbedResponse, errors=(400, 404, 413, 429, 502, 503, 504),
                   headers=generate_headers, tags=("llm",)),
         Operation("POST", "/v1/embeddings", "OpenAI-compatible embeddings (floats or base64)",
                   request=EmbeddingsRequest, response_schema=_OBJECT, headers=(REQUEST_TIMEOUT, _MODE),
-                  tags=("openai",), description=_OPENAI_ERRORS),
+                  errors=(400, 404, 413, 429, 502, 503, 504), error_schema=_OPENAI_ERROR, tags=("openai",),
+                  description=_OPENAI_ERRORS),
         Operation("GET", "/v1/models/{model}", "One route alias or model, OpenAI style (404 model_not_found)",
-                  response_schema=_OBJECT, tags=("openai",), description=_OPENAI_ERRORS),
+                  response_schema=_OBJECT, errors=(400, 404), error_schema=_OPENAI_ERROR, tags=("openai",),
+                  description=_OPENAI_ERRORS),
         Operation("GET", "/healthz", "The process is up",
                   response_schema={"type": "object", "properties": {"status": {"type": "string"}},
                                    "required": ["status"]},

@@ -77,6 +77,8 @@ class Operation:
     query: tuple[HeaderParam, ...] = ()
     # Other success statuses with the same body (e.g. 202 for a job accepted without waiting).
     also: tuple[int, ...] = ()
+    # The error body's schema when it is not the envelope (e.g. an OpenAI-compatible front's own error object).
+    error_schema: Mapping[str, Any] | None = None
 
 
 def openapi_document(
@@ -133,7 +135,7 @@ def _operation(op: Operation, by_type: Mapping[str, Any], envelope: Any, *, auth
     for status in sorted(errors):
         responses[str(status)] = {
             "description": f"{HTTPStatus(status).phrase}: the error envelope",
-            "content": {"application/json": {"schema": envelope}},
+            "content": {"application/json": {"schema": dict(op.error_schema) if op.error_schema else envelope}},
         }
         if status in (429, 503):
             responses[str(status)]["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
