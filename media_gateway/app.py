@@ -27,6 +27,7 @@ from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_bod
 from service_common.metrics import instrument, label_request
 from service_common.modes import ModeHeaderMiddleware, answering_mode, requested_scenario
 from service_common.openapi import openapi_route
+from service_common.postgres import replica_name
 from service_common.providers import build_providers
 from service_common.sse import sse_event, sse_response
 from shared_contracts.errors import (
@@ -44,7 +45,7 @@ from shared_contracts.scenarios import MEDIA_SCENARIOS
 from .config import MediaConfig
 from .fixtures import build_fixtures
 from .jobs import FINAL, JobRegistry, JobRunner, MemoryJobRegistry
-from .leases import LeaseKeeper, replica_id
+from .leases import LeaseKeeper
 from .metrics import MediaMetrics
 from .openapi import InstanceQueue, JobStoreHealth, MediaReadiness, ProviderQueue, media_openapi
 from .pg_jobs import PostgresJobRegistry
@@ -270,7 +271,7 @@ def _registry(config: MediaConfig) -> JobRegistry:
     jobs = config.jobs
     if jobs.shared:
         return PostgresJobRegistry(
-            jobs.url, owner=replica_id(), lease_s=jobs.lease_s, max_jobs=jobs.max_jobs,
+            jobs.url, owner=replica_name(), lease_s=jobs.lease_s, max_jobs=jobs.max_jobs,
             retention_s=jobs.retention_s, slot_poll_s=jobs.poll_s, pool_size=jobs.pool_size,
         )
     if jobs.registry == "sqlite":
