@@ -218,3 +218,43 @@ async def test_memory_registry_is_still_selectable(fake: FakeComfyUI, tmp_path: 
         status, job, _ = await client.generate(SMOKE)
         assert status == 200 and job["status"] == "succeeded"
     assert not config.jobs.sqlite_file(config.store).exists()
+
+
+async def _bound(config: MediaConfig, job_id: str, prompt_id: str, instance: str) -> None:
+    """What a process killed between saving a prompt's id and ComfyUI's answer leaves: bound, not accepted."""
+    registry = SqliteJobRegistry(config.jobs.sqlite_file(config.store), max_jobs=100, retention_s=3600)
+    await registry.open()
+    await registry.bind(job_id, instance=instance, upstream_id=prompt_id)
+    await registry.close()
+
+
+async def test_a_prompt_saved_but_never_posted_is_submitted_once_under_its_id(
+    fake: FakeComfyUI, tmp_path: Path
+) -> None:
+    config = gateway_config(tmp_path / "store", comfyui_url=fake.url)
+    await _left_behind(config, _job("j5", "queued"), _ticket(config, "cut before the POST"))
+    await _bound(config, "j5", "11111111-2222-4333-8444-555555555555", fake.url)
+
+    async with running_gateway(config) as client:
+        job = await _final(client, "j5")
+        assert job["status"] == "succeeded", job
+    assert fake.prompt_ids == ["11111111-2222-4333-8444-555555555555"]
+
+
+async def test_a_prompt_posted_whose_answer_was_lost_is_followed_not_posted_again(
+    fake: FakeComfyUI, tmp_path: Path
+) -> None:
+    config = gateway_config(tmp_path / "store", comfyui_url=fake.url)
+    ticket = _ticket(config, "the POST reached ComfyUI")
+    await _left_behind(config, _job("j6", "queued"), ticket)
+    prompt_id = "66666666-2222-4333-8444-555555555555"
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{fake.url}/prompt", json={"prompt": ticket.graph, "client_id": "earlier-process", "prompt_id": prompt_id}
+    ) as resp:
+        assert resp.status == 200 and (await resp.json())["prompt_id"] == prompt_id
+    await _bound(config, "j6", prompt_id, fake.url)
+
+    async with running_gateway(config) as client:
+        job = await _final(client, "j6")
+        assert job["status"] == "succeeded", job
+    assert fake.prompt_ids == [prompt_id] and len(fake.calls("POST", "/prompt")) == 1
