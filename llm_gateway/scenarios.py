@@ -22,7 +22,6 @@ from shared_contracts.errors import (
     RateLimited,
     UpstreamError,
     UpstreamRejected,
-    UpstreamTimeout,
 )
 from shared_contracts.scenarios import SCENARIO_HEADER, Scenario
 
@@ -87,14 +86,11 @@ class ScenarioProvider(Provider):
             f"{self.name}: the answer broke off {self._note()}", details={"provider": self.name, "model": call.model}
         )
 
-    async def _hang(self, call: ProviderCall, deadline: float) -> UpstreamTimeout:
-        """Wait to the deadline like an upstream that never answers; the gateway's own bound usually ends it first."""
-        allowed = max(0.0, deadline - asyncio.get_running_loop().time())
-        await asyncio.sleep(allowed)
-        return UpstreamTimeout(
-            f"{self.name}: no answer within {allowed:g} s {self._note()}",
-            details={"provider": self.name, "model": call.model, "timeout_s": round(allowed, 3)},
-        )
+    @staticmethod
+    async def _hang() -> None:
+        """Never answer. The gateway bounds every try (its budget, the call's deadline), so that bound ends it,
+        always the same way: not a race between this wait and the gateway's timer at the same instant."""
+        await asyncio.Event().wait()
 
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
         failure = self._failure(call)
@@ -102,7 +98,7 @@ class ScenarioProvider(Provider):
             raise failure
         name = self.scenario.name
         if name == "timeout":
-            raise await self._hang(call, deadline)
+            await self._hang()
         if name == "midstream_error":
             raise self._broken_off(call)
         if name == "slow":
@@ -116,7 +112,7 @@ class ScenarioProvider(Provider):
             raise failure
         name = self.scenario.name
         if name == "timeout":
-            raise await self._hang(call, deadline)
+            await self._hang()
         items: list[Delta | ProviderResult] = []
         async with contextlib.aclosing(self.inner.stream(call, deadline=deadline)) as pieces:  # type: ignore[type-var]
             async for item in pieces:

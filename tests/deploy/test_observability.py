@@ -33,7 +33,11 @@ async def test_llm_gateway_metrics(services: Services) -> None:
     generate = {"endpoint": "/api/v1/llm/generate", "method": "POST"}
     assert _total(samples, "pdp_requests_total", **generate, role="brand", task="tone_keywords",
                   provider="mock", outcome="ok") == 1
-    assert _total(samples, "pdp_requests_total", **generate, outcome="invalid_request") == 3
+    # The collection's three malformed bodies and its unknown X-Mock-Scenario.
+    assert _total(samples, "pdp_requests_total", **generate, outcome="invalid_request") == 4
+    # Its scenarios are counted under the code of the live fault they imitate.
+    assert _total(samples, "pdp_requests_total", **generate, outcome="provider_unavailable") == 1
+    assert _total(samples, "pdp_upstream_duration_seconds_count", upstream="mock", outcome="rate_limited") == 2
     assert _total(samples, "pdp_request_duration_seconds_count", endpoint="/api/v1/llm/generate/stream",
                   role="copywriter", provider="mock", outcome="ok") == 1
     assert _total(samples, "pdp_requests_total", endpoint="/healthz", outcome="ok") >= 1
@@ -48,8 +52,13 @@ async def test_media_gateway_metrics(services: Services) -> None:
     samples = await _metrics(services.bases["media_base"])
     # The collection's two requests, plus the vision step of each orchestrator run.
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate", outcome="ok") >= 2
+    # The width that is not a multiple of 8, and the unknown X-Mock-Scenario.
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate",
-                  outcome="invalid_request") == 1
+                  outcome="invalid_request") == 2
+    assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate",
+                  outcome="upstream_error") == 1  # the exec_error scenario
+    assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/jobs/{job_id}", method="DELETE",
+                  outcome="ok") == 1  # the slow job cancelled
     # Like the LLM Gateway's, the generate series name the role, task, provider and (as model) the workflow.
     assert _total(samples, "pdp_requests_total", endpoint="/api/v1/media/image/generate", role="vision",
                   task="product_shot", provider="mock", model="product_shot_v1", outcome="ok") >= 2
@@ -62,7 +71,8 @@ async def test_media_gateway_metrics(services: Services) -> None:
 
 async def test_orchestrator_metrics(services: Services) -> None:
     samples = await _metrics(services.bases["orch_base"])
-    assert _total(samples, "pdp_requests_total", endpoint="/api/v1/flows/p0-product-detail/runs", outcome="ok") == 2
+    # Waited, in the background, and the one failed at the copywriter by its scenarios (still a 200).
+    assert _total(samples, "pdp_requests_total", endpoint="/api/v1/flows/p0-product-detail/runs", outcome="ok") == 3
     assert _total(samples, "pdp_flow_run_duration_seconds_count", status="succeeded") >= 1
     for role in ("brand", "brief", "strategist", "copywriter", "vision", "reviewer"):
         assert _total(samples, "pdp_flow_step_duration_seconds_count", role=role, status="succeeded") >= 1, role
