@@ -36,10 +36,12 @@ def _config(folder: Path, name: str, replacements: dict[str, str], *, workflows:
     return path
 
 
-def media_replica(folder: Path, *, dsn: str, comfyui: list[str], store: Path, max_in_flight: int = 1) -> Child:
+def media_replica(
+    folder: Path, *, dsn: str, comfyui: list[str], store: Path, max_in_flight: int = 1, lease_s: float = LEASE_S
+) -> Child:
     """A live media gateway replica on the shared job database and image folder."""
     config = _config(folder, "media_gateway.yaml", {
-        "lease_s: 15": f"lease_s: {LEASE_S}", "heartbeat_s: 5": "heartbeat_s: 0.3", "poll_s: 0.5": "poll_s: 0.1",
+        "lease_s: 15": f"lease_s: {lease_s}", "heartbeat_s: 5": "heartbeat_s: 0.3", "poll_s: 0.5": "poll_s: 0.1",
         "max_in_flight: 2 ": f"max_in_flight: {max_in_flight} ", "poll_interval_s: 1.0": "poll_interval_s: 0.1",
         "shutdown_grace_s: 10": "shutdown_grace_s: 0.5",
     }, workflows=True)
@@ -48,11 +50,11 @@ def media_replica(folder: Path, *, dsn: str, comfyui: list[str], store: Path, ma
     return Child("media_gateway", config, env)
 
 
-def orchestrator_replica(folder: Path, *, dsn: str, llm: str, media: str) -> Child:
+def orchestrator_replica(folder: Path, *, dsn: str, llm: str, media: str, lease_s: float = LEASE_S) -> Child:
     """An orchestrator replica on the shared run database."""
     config = _config(folder, "orchestrator.yaml", {
-        "lease_s: 15": f"lease_s: {LEASE_S}", "heartbeat_s: 5": "heartbeat_s: 0.3",
-        "events_poll_s: 2": "events_poll_s: 0.2",
+        "lease_s: 15": f"lease_s: {lease_s}", "heartbeat_s: 5": "heartbeat_s: 0.3",
+        "events_poll_s: 2": "events_poll_s: 0.2", "shutdown_grace_s: 10": "shutdown_grace_s: 0.2",
     })
     env = {"ORCHESTRATOR_RUNS_URL": dsn, "ORCHESTRATOR_RUNS_DIR": str(folder / "runs"),
            "ORCHESTRATOR_IMAGES_DIR": str(folder.parent / "run-images"), "LLM_GATEWAY_URL": llm,

@@ -129,3 +129,56 @@ async def test_a_run_survives_the_kill_of_its_orchestrator_replica(
             assert doc["resumed_at"] is not None
             assert doc["images"] and all(step["status"] == "succeeded" for step in doc["steps"].values())
             await second.logged(b'"runs_adopted"')
+
+
+# Longer than any test runs: work another replica takes over under it was handed over, not left to expire.
+NEVER_EXPIRES_S = 600
+
+
+async def test_a_media_replica_stopped_with_sigterm_hands_its_jobs_over_at_once(
+    postgres_dsn: str, comfy_pair: tuple[FakeComfyUI, FakeComfyUI], tmp_path: Path
+) -> None:
+    x, _ = comfy_pair
+    store = tmp_path / "images"
+    async with media_replica(tmp_path / "a", dsn=postgres_dsn, comfyui=[x.url], store=store,
+                             lease_s=NEVER_EXPIRES_S) as a, \
+            media_replica(tmp_path / "b", dsn=postgres_dsn, comfyui=[x.url], store=store,
+                          lease_s=NEVER_EXPIRES_S) as b:
+        status, job = await call("POST", a.url + GENERATE, {**SMOKE, "wait": False})
+        assert status == 202, job
+        await x.wait_for(lambda: len(x.pending) == 1)
+        await a.logged(b'"job_upstream_recorded"')
+        assert await a.exit_code(signal.SIGTERM) == 0, a.log()
+        assert b'"jobs_released"' in b"".join(a.lines)
+        x.release()
+        final = await final_job(b.url, job["id"])
+        assert final["status"] == "succeeded", final
+    assert len(x.prompt_ids) == 1  # followed by B, not submitted again
+
+
+async def test_an_orchestrator_replica_stopped_with_sigterm_hands_its_run_over_at_once(
+    postgres_dsn: str, comfy_pair: tuple[FakeComfyUI, FakeComfyUI], tmp_path: Path
+) -> None:
+    comfy, _ = comfy_pair
+    llm = Child("llm_gateway", REPO_ROOT / "config" / "llm_gateway.yaml", {"GENERATOR_MODE": "mock"})
+    media = media_replica(tmp_path / "media", dsn=postgres_dsn, comfyui=[comfy.url], store=tmp_path / "images")
+    async with llm, media:
+        first = orchestrator_replica(tmp_path / "o1", dsn=postgres_dsn, llm=llm.url, media=media.url,
+                                     lease_s=NEVER_EXPIRES_S)
+        second = orchestrator_replica(tmp_path / "o2", dsn=postgres_dsn, llm=llm.url, media=media.url,
+                                      lease_s=NEVER_EXPIRES_S)
+        async with first, second:
+            status, run = await call("POST", first.url + RUNS, {"product": PRODUCT, "wait": False})
+            assert status == 202, run
+            await comfy.wait_for(lambda: len(comfy.pending) == 1)
+            assert await first.exit_code(signal.SIGTERM) == 0, first.log()
+            assert b'"runs_released"' in b"".join(first.lines)
+            comfy.release()
+
+            async def finished() -> bool:
+                status, doc = await call("GET", f"{second.url}/api/v1/runs/{run['run_id']}")
+                return bool(status == 200 and doc["status"] != "running")
+
+            await wait_until(finished, "the run finished through the second replica")
+            status, doc = await call("GET", f"{second.url}/api/v1/runs/{run['run_id']}")
+            assert doc["status"] == "succeeded", doc
