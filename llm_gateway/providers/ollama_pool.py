@@ -92,6 +92,11 @@ class OllamaPool(Provider):
         self._single = self.members[0].provider if len(self.members) == 1 else None
         self._freed = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
+        if self._single is not None:
+            # One instance: calls go straight to it, not even through a generator of ours (a benchmarked path).
+            self.generate = self._single.generate  # type: ignore[method-assign]
+            self.stream = self._single.stream  # type: ignore[method-assign]
+            self.embed = self._single.embed  # type: ignore[method-assign]
 
     async def start(self) -> None:
         for member in self.members:
@@ -110,8 +115,6 @@ class OllamaPool(Provider):
 
     # ---- calls
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
-        if self._single is not None:
-            return await self._single.generate(call, deadline=deadline)
         tried: list[_Member] = []
         while True:
             member = await self._take(call.model, deadline, tried)
@@ -124,10 +127,6 @@ class OllamaPool(Provider):
                 self._give_back(member)
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
-        if self._single is not None:
-            async for piece in self._single.stream(call, deadline=deadline):
-                yield piece
-            return
         tried: list[_Member] = []
         while True:
             member = await self._take(call.model, deadline, tried)
@@ -146,8 +145,6 @@ class OllamaPool(Provider):
                 self._give_back(member)
 
     async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
-        if self._single is not None:
-            return await self._single.embed(call, deadline=deadline)
         tried: list[_Member] = []
         while True:
             member = await self._take(call.model, deadline, tried)
