@@ -77,7 +77,7 @@ class Operation:
     query: tuple[HeaderParam, ...] = ()
     # Other success statuses with the same body (e.g. 202 for a job accepted without waiting).
     also: tuple[int, ...] = ()
-    # The error body's schema when it is not the envelope (e.g. an OpenAI-compatible front's own error object).
+    # The error body's schema when it is not the envelope (a front that speaks another API's error shape).
     error_schema: Mapping[str, Any] | None = None
 
 
