@@ -8,10 +8,10 @@ them and `outbound_headers()` can pass them on to the next service.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import NamedTuple
 
+from .ids import new_hex
 from .logging import log_context
 
 __all__ = ["TRACEPARENT_HEADER", "TraceContext", "outbound_headers", "parse_traceparent"]
@@ -39,7 +39,9 @@ class TraceContext(NamedTuple):
 
 
 def _new_span_id() -> str:
-    return os.urandom(8).hex()
+    span = new_hex(8)
+    # An all-zero id is invalid (W3C §3.2.2.3); one in 2**64, but then the next one.
+    return span if span != _ZERO_SPAN else _new_span_id()
 
 
 def parse_traceparent(raw: bytes | None) -> TraceContext:
@@ -55,7 +57,8 @@ def parse_traceparent(raw: bytes | None) -> TraceContext:
             _, trace_id, parent_id, flags, _ = match.groups()
             if trace_id != _ZERO_TRACE and parent_id != _ZERO_SPAN:
                 return TraceContext(trace_id, _new_span_id(), parent_id, flags)
-    return TraceContext(os.urandom(16).hex(), _new_span_id(), None, "01")
+    trace_id = new_hex(16)
+    return TraceContext(trace_id if trace_id != _ZERO_TRACE else new_hex(16), _new_span_id(), None, "01")
 
 
 def outbound_headers() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Trace context: traceparent parsing, binding to logs through RequestIdMiddleware, outbound headers."""
+"""Trace context: traceparent parsing, binding to logs through RequestMiddleware, outbound headers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from starlette.types import Message, Receive, Scope, Send
 
-from service_common.http import RequestIdMiddleware
+from service_common.http import RequestMiddleware
 from service_common.logging import log_context, merge_log_context
 from service_common.tracing import outbound_headers, parse_traceparent
 
@@ -51,7 +51,7 @@ def test_outbound_headers_are_empty_outside_a_request() -> None:
 
 
 async def _call(headers: dict[str, str]) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
-    """Run one request through RequestIdMiddleware around a raw ASGI app that logs and records."""
+    """Run one request through RequestMiddleware around a raw ASGI app that logs and records."""
     seen: dict[str, Any] = {}
     response_headers: list[tuple[bytes, bytes]] = []
 
@@ -71,7 +71,7 @@ async def _call(headers: dict[str, str]) -> tuple[dict[str, Any], list[tuple[byt
 
     raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
     scope = {"type": "http", "method": "GET", "path": "/", "headers": raw_headers}
-    await RequestIdMiddleware(inner)(scope, receive, send)
+    await RequestMiddleware(inner)(scope, receive, send)
     return seen, response_headers
 
 
