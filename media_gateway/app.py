@@ -23,9 +23,9 @@ from service_common.auth import auth_middleware, key_hashes
 from service_common.config import ConfigError
 from service_common.cors import cors_middleware
 from service_common.deadline import effective_timeout, request_timeout
-from service_common.http import MsgspecResponse, RequestIdMiddleware, decode_body, error_handlers, request_id_of
-from service_common.metrics import instrument, label_request
-from service_common.modes import ModeHeaderMiddleware, answering_mode, requested_scenario
+from service_common.http import MsgspecResponse, RequestMiddleware, decode_body, error_handlers, request_id_of
+from service_common.metrics import label_request, metrics_route
+from service_common.modes import answering_mode, mode_header, requested_scenario
 from service_common.openapi import openapi_route
 from service_common.postgres import replica_name
 from service_common.providers import build_providers
@@ -350,20 +350,26 @@ def create_app(
             yield {"service": service}
 
     app = Starlette(
-        routes=[*ROUTES, openapi_route(media_openapi(auth=bool(key_hashes(config.auth))))],
+        routes=[
+            *ROUTES,
+            openapi_route(media_openapi(auth=bool(key_hashes(config.auth)))),
+            metrics_route(media_metrics),
+        ],
         lifespan=lifespan,
-        # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
+        # The key check sits inside RequestMiddleware, so a 401 carries the request id too, is counted, and
+        # says which mode answers (X-Generator-Mode), like every response.
         # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
-        # Every response says which mode answers (X-Generator-Mode), errors and refused keys included.
         middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(ModeHeaderMiddleware, mode=answering_mode(config.mode), allow_header=config.allow_mode_header),
+            Middleware(
+                RequestMiddleware,
+                metrics=media_metrics,
+                header=mode_header(answering_mode(config.mode), allow_header=config.allow_mode_header),
+            ),
             *cors_middleware(config.server.origins),
             *auth_middleware(config.auth),
         ],
         exception_handlers=dict(error_handlers()),
     )
     app.state.begin_shutdown = shutdown
-    instrument(app, media_metrics)
     return app
 

@@ -34,8 +34,8 @@ from orchestrator.state import AppState
 from service_common.auth import key_hashes
 from service_common.config import ConfigError
 from service_common.cors import cors_middleware
-from service_common.http import RequestIdMiddleware, error_handlers
-from service_common.metrics import instrument
+from service_common.http import RequestMiddleware, error_handlers
+from service_common.metrics import metrics_route
 from service_common.objects import parse_s3_url
 from service_common.openapi import openapi_route
 from service_common.postgres import Heartbeat, replica_name
@@ -110,20 +110,19 @@ def create_app(
         return renderer.login(str(scope["path"])).encode("utf-8")
 
     # CORS (only with `server.cors_origins`) sits outside the key check: a preflight carries no key.
-    middleware = [Middleware(RequestIdMiddleware), *cors_middleware(config.server.origins)]
+    middleware = [Middleware(RequestMiddleware, metrics=flow_metrics), *cors_middleware(config.server.origins)]
     if hashes:
-        # The key check sits inside RequestIdMiddleware, so a 401 carries the request id too.
+        # The key check sits inside RequestMiddleware, so a 401 carries the request id too and is counted.
         middleware.append(Middleware(
             ConsoleAuthMiddleware, sessions=sessions, hashes=hashes,
             open_paths=[*config.auth.open_paths, *CONSOLE_OPEN_PATHS], login_page=login_page,
         ))
     document = orchestrator_openapi(FLOW_NAME, auth=bool(hashes))
     app = Starlette(
-        routes=[*API_ROUTES, *PAGE_ROUTES, openapi_route(document)],
+        routes=[*API_ROUTES, *PAGE_ROUTES, openapi_route(document), metrics_route(flow_metrics)],
         middleware=middleware,
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )
     app.state.openapi = document  # `/docs` renders it for people
-    instrument(app, flow_metrics)
     return app

@@ -122,7 +122,7 @@ class ApiKeyMiddleware:
 
 
 def auth_middleware(settings: AuthSettings, *, where: str = "auth") -> list[Middleware]:
-    """The Starlette middleware spec for the key check (put it after RequestIdMiddleware); [] without keys."""
+    """The Starlette middleware spec for the key check (put it after RequestMiddleware); [] without keys."""
     hashes = key_hashes(settings, where=where)
     if not hashes:
         return []

@@ -30,7 +30,7 @@ CORS_RESPONSE_HEADERS = ("location", "retry-after", "x-generator-mode", "x-reque
 
 
 def cors_middleware(origins: Sequence[str]) -> list[Middleware]:
-    """The middleware spec for `origins` (put it after RequestIdMiddleware, before the key check); [] for none."""
+    """The middleware spec for `origins` (put it after RequestMiddleware, before the key check); [] for none."""
     if not origins:
         return []
     return [

@@ -5,18 +5,18 @@ Both gateways (and both of the LLM Gateway's front ends) read the headers here, 
 - The configured mode (`GENERATOR_MODE`) is one of mock, live, record, replay; `record` answers as `live`
   (and saves each answer as a fixture), so the mode an answer reports is mock, live or replay.
 - `X-Generator-Mode` on a request picks the mode when the YAML allows it; on every response it says which
-  mode answered (`ModeHeaderMiddleware`).
+  mode answered (`mode_header`, added by `service_common.http.RequestMiddleware`).
 - `X-Mock-Scenario` asks the mock for a failure; any other mode refuses it with 400, so a scenario can
   never reach a real model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from shared_contracts.errors import InvalidRequest
 from shared_contracts.llm import Mode
@@ -25,8 +25,8 @@ from shared_contracts.scenarios import SCENARIO_HEADER, Scenario, ScenarioRule, 
 __all__ = [
     "MODE_HEADER",
     "GeneratorMode",
-    "ModeHeaderMiddleware",
     "answering_mode",
+    "mode_header",
     "requested_mode",
     "requested_scenario",
 ]
@@ -78,35 +78,22 @@ def requested_scenario(
     return parse_scenario(value, known)
 
 
-class ModeHeaderMiddleware:
-    """Says on every response which mode answers (`X-Generator-Mode: mock|live|replay`), errors included.
+def mode_header(mode: Mode, *, allow_header: bool) -> Callable[[Scope], tuple[bytes, bytes]]:
+    """The `X-Generator-Mode` response header for `service_common.http.RequestMiddleware`, errors included.
 
     The mode is the gateway's own, or the request's `X-Generator-Mode` when the YAML allows it and the value
     is valid (an invalid one gets its 400 from the handler, under the gateway's own mode).
     """
+    name = MODE_HEADER.encode("ascii")
+    fixed = (name, mode.encode("ascii"))
+    if not allow_header:
+        return lambda scope: fixed
 
-    def __init__(self, app: ASGIApp, *, mode: Mode, allow_header: bool) -> None:
-        self.app = app
-        self.mode = mode
-        self.allow_header = allow_header
-
-    def _mode_of(self, scope: Scope) -> Mode:
-        if not self.allow_header:
-            return self.mode
+    def per_request(scope: Scope) -> tuple[bytes, bytes]:
         try:
-            return requested_mode(Headers(scope=scope), allowed=True) or self.mode
+            asked = requested_mode(Headers(scope=scope), allowed=True)
         except InvalidRequest:
-            return self.mode
+            return fixed
+        return fixed if asked is None else (name, asked.encode("ascii"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header = (MODE_HEADER.encode("ascii"), self._mode_of(scope).encode("ascii"))
-
-        async def send_with_mode(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_mode)
+    return per_request

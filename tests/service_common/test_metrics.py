@@ -16,8 +16,8 @@ import service_common.metrics as metrics_module
 from llm_gateway.metrics import LLMMetrics
 from media_gateway.metrics import MediaMetrics
 from orchestrator.metrics import FlowMetrics
-from service_common.http import RequestIdMiddleware, error_handlers
-from service_common.metrics import Metrics, instrument, label_request
+from service_common.http import RequestMiddleware, error_handlers
+from service_common.metrics import Metrics, label_request, metrics_route
 from shared_contracts.errors import NoRoute, UpstreamTimeout
 from shared_contracts.flows import MediaCall, Product, RunDocument, StepRecord
 from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse, Message, Usage
@@ -59,11 +59,11 @@ def _app(metrics: Metrics) -> Starlette:
             Route("/missing", _missing),
             Route("/crash", _crash),
             Route("/stream", _stream_failed),
+            metrics_route(metrics),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
         exception_handlers=dict(error_handlers()),
     )
-    instrument(app, metrics)
     return app
 
 
