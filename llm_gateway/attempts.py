@@ -7,16 +7,23 @@ same try (a deadline error seen again on its way out) change nothing, so no try 
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Sequence
 from time import perf_counter
+from typing import Generic, TypeVar
 
+from service_common.retry import RetryPolicy
 from shared_contracts.errors import GatewayError, UpstreamTimeout
 from shared_contracts.llm import Attempt
 
 from .guards import CIRCUIT_OPEN, is_circuit_open
 
+T = TypeVar("T")
+
 __all__ = [
     "ATTEMPT_TIMEOUT",
     "PENDING",
+    "TryOrder",
     "attempt_budget",
     "attempt_timeout",
     "done",
@@ -87,3 +94,65 @@ def moves_on(err: GatewayError) -> bool:
     out would most likely hang again, and the time is the fallbacks'.
     """
     return is_circuit_open(err) or err.code == "overloaded" or isinstance(err, UpstreamTimeout)
+
+
+class TryOrder(Generic[T]):
+    """The tries of one call: each target up to `retry.attempts` times, backing off inside the deadline.
+
+        order = TryOrder(targets, retry, deadline=..., fixed=None, clock=loop.time, rng=rng)
+        while (one := order.next()) is not None:
+            target, until = one          # `until`: when this try must end (see `attempt_budget`)
+            ...                          # on a retryable failure: wait = order.failed(err); sleep(wait)
+
+    A plain object rather than an async generator: it runs on every call. A failure that makes trying the
+    same target again pointless (`moves_on`), or a wait that would end past the deadline, moves on to the
+    next target; once the deadline has passed after a failure, there is no next try.
+    """
+
+    __slots__ = ("_clock", "_deadline", "_failed", "_fixed", "_index", "_number", "_retry", "_rng", "_targets")
+
+    def __init__(
+        self,
+        targets: Sequence[T],
+        retry: RetryPolicy,
+        *,
+        deadline: float,
+        fixed: float | None,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self._targets = targets
+        self._retry = retry
+        self._deadline = deadline
+        self._fixed = fixed
+        self._clock = clock
+        self._rng = rng
+        self._index = 0
+        self._number = 0
+        self._failed = False
+
+    def next(self) -> tuple[T, float] | None:
+        """The next target to try and the time by which that try must end; None when no try is left."""
+        index = self._index
+        if index >= len(self._targets):
+            return None
+        now = self._clock()
+        if self._failed and now >= self._deadline:
+            return None
+        self._number += 1
+        until = attempt_budget(
+            now=now, deadline=self._deadline, targets_left=len(self._targets) - index, fixed=self._fixed
+        )
+        return self._targets[index], until
+
+    def failed(self, err: GatewayError) -> float:
+        """The try just made failed retryably: seconds to wait before the next one (0: the next target, now)."""
+        self._failed = True
+        if not moves_on(err):
+            left = self._deadline - self._clock()
+            wait = self._retry.delay(self._number, retry_after=err.retry_after, left=left, rng=self._rng)
+            if wait is not None:
+                return wait
+        self._index += 1
+        self._number = 0
+        return 0.0

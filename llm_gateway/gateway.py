@@ -46,7 +46,7 @@ from shared_contracts.llm import (
 )
 from shared_contracts.scenarios import SCENARIO_HEADER, Scenario
 
-from .attempts import attempt_budget, attempt_timeout, done, failed, moves_on, pending, timed_out
+from .attempts import TryOrder, attempt_timeout, done, failed, pending, timed_out
 from .features import check_tool_use, needed_features, targets_able
 from .fixtures import Fixture, FixtureStore
 from .guards import ProviderGuard, ProviderStatus
@@ -63,11 +63,10 @@ _WORDS = re.compile(r"\S+\s*|\s+")
 _log = structlog.get_logger(component="gateway")
 _NO_RETRY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[None]]
-# One try of the plan: the target, its provider, and the absolute time by which the try must end.
-_Try = tuple[Target, Provider, float]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and one is made per request.
+@dataclass(slots=True)
 class Plan:
     """A validated request bound to its mode, route, targets in try order, schema and deadline."""
 
@@ -182,6 +181,8 @@ class Gateway:
         # Replay answers from these fixtures; with `record`, live answers are saved to them.
         self.fixtures = fixtures
         self.record = record and fixtures is not None
+        # Each route's targets with their providers, by the route object's id (see _live_targets).
+        self._targets: dict[int, tuple[ResolvedRoute, tuple[tuple[Target, Provider], ...]]] = {}
 
     async def start(self) -> None:
         """Start every provider (opens their pooled sessions)."""
@@ -211,7 +212,9 @@ class Gateway:
         check_request(request, self.limits)
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
-        route = self._able(self.router.resolve(request.role, request.task, request.quality), request)
+        route = self.router.resolve(request.role, request.task, request.quality)
+        if _may_need_features(request):
+            route = self._able(route, request)
         if scenario is not None and mode != "mock":
             raise InvalidRequest(
                 f"X-Mock-Scenario is honoured only in mock mode; this request is answered in {mode} mode",
@@ -234,7 +237,7 @@ class Gateway:
         elif mode == "replay":
             fixture = self._replay_store().find(request)
         else:
-            targets = tuple((t, self.providers[t.provider]) for t in route.targets)
+            targets = self._live_targets(route)
         # Replay answers as fast as the mock: it gets the mock's deadlines.
         timed: Mode = "mock" if mode == "replay" else mode
         budget = effective_timeout(route.timeout(timed), timeout)
@@ -242,6 +245,14 @@ class Gateway:
             request, mode, route, targets, schema, budget, route.retry or self.retry, route.attempt_timeout(timed),
             fixture,
         )
+
+    def _live_targets(self, route: ResolvedRoute) -> tuple[tuple[Target, Provider], ...]:
+        """`route`'s targets with their providers, made once per route (a reload makes new routes)."""
+        found = self._targets.get(id(route))
+        if found is None or found[0] is not route:
+            found = (route, tuple((t, self.providers[t.provider]) for t in route.targets))
+            self._targets[id(route)] = found
+        return found[1]
 
     def _replay_store(self) -> FixtureStore:
         if self.fixtures is None:
@@ -285,7 +296,8 @@ class Gateway:
         except GatewayError as err:
             err.details.setdefault("attempts", attempts)
             raise
-        await self._recorded(plan, response, None)
+        if self.record:
+            await self._recorded(plan, response, None)
         return response
 
     async def _recorded(self, plan: Plan, response: GenerateResponse, chunks: list[str] | None) -> None:
@@ -297,48 +309,32 @@ class Gateway:
                 # The live answer is good and paid for: it is still returned; the missing fixture is logged.
                 _log.error("fixture_not_saved", role=plan.request.role, task=plan.request.task, error=str(exc))
 
-    async def _tries(self, plan: Plan, deadline: float, errors: list[GatewayError]) -> AsyncGenerator[_Try, None]:
-        """Targets in try order, each up to `plan.retry.attempts` times, with backoff inside the deadline.
-
-        Each try comes with the time by which it must end (see `attempt_budget`). The caller appends each
-        retryable failure to `errors` before asking for the next try, and stops asking after a success. A
-        wait that would end past the deadline moves on to the next target.
-        """
-        loop = asyncio.get_running_loop()
-        count = len(plan.targets)
-        for index, (target, provider) in enumerate(plan.targets):
-            for number in range(1, plan.retry.attempts + 1):
-                now = loop.time()
-                if errors and now >= deadline:
-                    return
-                until = attempt_budget(
-                    now=now, deadline=deadline, targets_left=count - index, fixed=plan.attempt_timeout
-                )
-                yield target, provider, until
-                err = errors[-1]
-                if moves_on(err):
-                    break
-                wait = plan.retry.delay(number, retry_after=err.retry_after, left=deadline - loop.time(), rng=self._rng)
-                if wait is None:
-                    break
-                await self._sleep(wait)
-
     async def _first_success(
         self, plan: Plan, attempts: list[Attempt], deadline: float, started: float
     ) -> GenerateResponse:
-        errors: list[GatewayError] = []
-        async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
-            async for target, provider, until in tries:
-                call = plan.call(target)
-                try:
-                    result = await self._call(provider, target, call, attempts, until, deadline)
-                except GatewayError as err:
-                    if not err.retryable:
-                        raise
-                    errors.append(err)
-                    continue
-                return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
-        raise errors[-1] if errors else plan.timed_out(attempts)
+        last: GatewayError | None = None
+        order = self._order(plan, deadline)
+        while (one := order.next()) is not None:
+            (target, provider), until = one
+            call = plan.call(target)
+            try:
+                result = await self._call(provider, target, call, attempts, until, deadline)
+            except GatewayError as err:
+                if not err.retryable:
+                    raise
+                last = err
+                wait = order.failed(err)
+                if wait:
+                    await self._sleep(wait)
+                continue
+            return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
+        raise last if last is not None else plan.timed_out(attempts)
+
+    def _order(self, plan: Plan, deadline: float) -> TryOrder[tuple[Target, Provider]]:
+        return TryOrder(
+            plan.targets, plan.retry, deadline=deadline, fixed=plan.attempt_timeout,
+            clock=asyncio.get_running_loop().time, rng=self._rng,
+        )
 
     async def _call(
         self,
@@ -458,59 +454,64 @@ class Gateway:
             deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts = [] if attempts is None else attempts
         sent_text: list[str] = []
-        errors: list[GatewayError] = []
-        async with contextlib.aclosing(self._tries(plan, deadline, errors)) as tries:
-            async for target, provider, until in tries:
-                call = plan.call(target)
-                attempt = pending(provider.name, target.model)
-                attempts.append(attempt)
-                sent = False
-                budget = until - asyncio.get_running_loop().time()
-                guard = self.guards.get(provider.name)
-                try:
-                    # The guard spans the whole stream: its limiter slot is held until the last piece (or until
-                    # the front end stops reading: it closes this generator at the deadline at the latest).
-                    async with guard.call(deadline, slot_by=until) if guard is not None else contextlib.nullcontext():
-                        pieces = provider.stream(call, deadline=deadline)
-                        try:
-                            while True:
-                                # The try's budget bounds the wait for its first piece; after that, the deadline.
-                                if sent or until >= deadline:
-                                    item = await _next(pieces, deadline, lambda: plan.timed_out(attempts))
-                                else:
-                                    item = await _next(pieces, until, lambda: attempt_timeout(provider.name, budget))
-                                if not isinstance(item, Delta):
-                                    result = item
-                                    break
-                                sent = True
-                                sent_text.append(item.text)
-                                yield StreamDelta(text=item.text)
-                        finally:
-                            await pieces.aclose()  # type: ignore[attr-defined]
-                except GatewayError as err:
-                    failed(attempt, err)
-                    err.details.setdefault("attempts", attempts)
-                    if sent or not err.retryable:
-                        raise
-                    errors.append(err)
-                    continue
-                done(attempt, "ok")
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        response = await self._complete(
-                            plan, target, provider, call, result, attempts, deadline, started
-                        )
-                except TimeoutError:
-                    raise plan.timed_out(attempts) from None
-                except GatewayError as err:
-                    err.details.setdefault("attempts", attempts)
+        last: GatewayError | None = None
+        order = self._order(plan, deadline)
+        while (one := order.next()) is not None:
+            (target, provider), until = one
+            call = plan.call(target)
+            attempt = pending(provider.name, target.model)
+            attempts.append(attempt)
+            sent = False
+            budget = until - asyncio.get_running_loop().time()
+            guard = self.guards.get(provider.name)
+            try:
+                # The guard spans the whole stream: its limiter slot is held until the last piece (or until
+                # the front end stops reading: it closes this generator at the deadline at the latest).
+                async with guard.call(deadline, slot_by=until) if guard is not None else contextlib.nullcontext():
+                    pieces = provider.stream(call, deadline=deadline)
+                    try:
+                        while True:
+                            # The try's budget bounds the wait for its first piece; after that, the deadline.
+                            if sent or until >= deadline:
+                                item = await _next(pieces, deadline, lambda: plan.timed_out(attempts))
+                            else:
+                                item = await _next(pieces, until, lambda: attempt_timeout(provider.name, budget))
+                            if not isinstance(item, Delta):
+                                result = item
+                                break
+                            sent = True
+                            sent_text.append(item.text)
+                            yield StreamDelta(text=item.text)
+                    finally:
+                        await pieces.aclose()  # type: ignore[attr-defined]
+            except GatewayError as err:
+                failed(attempt, err)
+                err.details.setdefault("attempts", attempts)
+                if sent or not err.retryable:
                     raise
+                last = err
+                wait = order.failed(err)
+                if wait:
+                    await self._sleep(wait)
+                continue
+            done(attempt, "ok")
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await self._complete(
+                        plan, target, provider, call, result, attempts, deadline, started
+                    )
+            except TimeoutError:
+                raise plan.timed_out(attempts) from None
+            except GatewayError as err:
+                err.details.setdefault("attempts", attempts)
+                raise
+            if self.record:
                 await self._recorded(plan, response, sent_text)
-                yield response
-                return
-        last = errors[-1] if errors else plan.timed_out(attempts)
-        last.details.setdefault("attempts", attempts)
-        raise last
+            yield response
+            return
+        failure = last if last is not None else plan.timed_out(attempts)
+        failure.details.setdefault("attempts", attempts)
+        raise failure
 
     def routing_table(self) -> RoutingTable:
         """The resolved routes as served by `GET /api/v1/llm/routes`."""
@@ -561,6 +562,17 @@ async def _next(
         raise UpstreamError("provider stream ended without a final result") from None
     except TimeoutError:
         raise expired() from None
+
+
+def _may_need_features(request: GenerateRequest) -> bool:
+    """Whether the request may need a provider feature (tools, log-probabilities, a logit bias) or use tools
+    inconsistently; most requests do not, and are spared the checks."""
+    options = request.options
+    if request.tools or request.tool_choice is not None or request.parallel_tool_calls is not None:
+        return True
+    if options is not None and (options.logprobs or options.top_logprobs or options.logit_bias):
+        return True
+    return any(m.role == "tool" or m.tool_calls for m in request.messages)
 
 
 def _pieces(fixture: Fixture) -> list[str]:

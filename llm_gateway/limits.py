@@ -31,7 +31,7 @@ def check_request(request: GenerateRequest, limits: RequestLimits) -> None:
             f"{len(messages)} messages exceed the limit of {limits.max_messages}",
             details={"field": "messages", "limit": limits.max_messages, "actual": len(messages)},
         )
-    chars = sum(len(m.content) for m in messages)
+    chars = sum([len(m.content) for m in messages])
     if chars > limits.max_chars:
         raise PayloadTooLarge(
             f"messages hold {chars} characters, over the limit of {limits.max_chars}",

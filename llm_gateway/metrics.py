@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
-from service_common.metrics import Metrics, cached_child, label_request
+from service_common.metrics import CounterSeries, Metrics, label_request
 from shared_contracts.errors import GatewayError
 from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse
 
@@ -25,25 +25,25 @@ class LLMMetrics(Metrics):
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry=registry)
-        self.tokens = Counter(
+        self.tokens = CounterSeries(
             "pdp_llm_tokens", "Tokens the providers reported (estimated in mock mode); direction is in or out.",
-            ("provider", "model", "direction"), registry=self.registry,
+            ("provider", "model", "direction"), self.registry,
         )
-        self.unreported = Counter(
+        self.unreported = CounterSeries(
             "pdp_llm_usage_unreported", "Answers whose provider reported no token count; direction is in or out.",
-            ("provider", "model", "direction"), registry=self.registry,
+            ("provider", "model", "direction"), self.registry,
         )
-        self._token_children: dict[tuple[str, ...], Any] = {}
-        self._unreported_children: dict[tuple[str, ...], Any] = {}
 
     def count_tokens(self, provider: str, model: str, *, input_tokens: int | None, output_tokens: int | None) -> None:
         """Add one answer's usage; an unknown count (None) is counted as unreported, never as 0 tokens."""
-        for direction, count in (("in", input_tokens), ("out", output_tokens)):
-            key = (provider, model, direction)
-            if count is None:
-                cached_child(self._unreported_children, self.unreported, key).inc()
-            else:
-                cached_child(self._token_children, self.tokens, key).inc(count)
+        if input_tokens is None:
+            self.unreported.inc((provider, model, "in"))
+        else:
+            self.tokens.inc((provider, model, "in"), input_tokens)
+        if output_tokens is None:
+            self.unreported.inc((provider, model, "out"))
+        else:
+            self.tokens.inc((provider, model, "out"), output_tokens)
 
     def observe_generation(
         self, request: GenerateRequest | None, response: GenerateResponse | None, error: GatewayError | None

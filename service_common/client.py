@@ -65,13 +65,15 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _JSON = "application/json"
 _ACCEPT_SSE = {"accept": "text/event-stream"}
+_JSON_BODY: Mapping[str, str] = {"content-type": _JSON}
 _NO_HEADERS: Mapping[str, str] = {}
 # The statuses a peer service answers when it did not start the work, so a retry cannot do it twice.
 NOT_STARTED = frozenset({429, 503})
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only by convention: a frozen dataclass sets each field through object.__setattr__, one per call.
+@dataclass(slots=True)
 class Reply:
     """A whole answer: status, headers (case-insensitive) and body."""
 
@@ -134,12 +136,12 @@ class _Bounded:
     A plain class rather than a generator context manager: it wraps every outbound read.
     """
 
-    __slots__ = ("_allowed", "_client", "_timeout")
+    __slots__ = ("_client", "_deadline", "_started", "_timeout")
 
     def __init__(self, client: HttpClient, deadline: float, started: float) -> None:
         self._client = client
-        # What the caller allowed this call, for the timeout error's details.
-        self._allowed = round(deadline - started, 3)
+        self._deadline = deadline
+        self._started = started
         self._timeout = asyncio.timeout_at(deadline)
 
     async def __aenter__(self) -> None:
@@ -153,7 +155,10 @@ class _Bounded:
             await self._timeout.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:
             exc = expired
-        error = self._client.transport_error(exc, self._allowed)
+        if exc is None:
+            return
+        # What the caller allowed this call, for a timeout's details.
+        error = self._client.transport_error(exc, round(self._deadline - self._started, 3))
         if error is not None:
             raise error from exc
 
@@ -270,7 +275,9 @@ class HttpClient:
 
     def _request_headers(
         self, body: bytes | None, headers: Mapping[str, str] | None, request_id: str | None, budget: float | None
-    ) -> dict[str, str]:
+    ) -> Mapping[str, str]:
+        if body is not None and not (self._propagate or headers or request_id or budget is not None):
+            return _JSON_BODY  # the common call of a provider: nothing but the body's type
         sent = outbound_headers() if self._propagate else {}
         if body is not None:
             sent["content-type"] = _JSON

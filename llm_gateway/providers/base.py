@@ -36,7 +36,9 @@ Feature = Literal["tools", "logprobs", "logit_bias", "embeddings"]
 FEATURES: frozenset[Feature] = frozenset({"tools", "logprobs", "logit_bias", "embeddings"})
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only by convention, not frozen: a frozen dataclass sets each field through object.__setattr__, and
+# one is made per try.
+@dataclass(slots=True)
 class ProviderCall:
     """One call to one model: what the router resolved plus what the client asked."""
 
