@@ -45,13 +45,14 @@ from .config import GatewayConfig
 from .embed_api import embed_routes
 from .embedding import build_embedder
 from .fixtures import FixtureStore
-from .gateway import Gateway, GatewayStream
+from .gateway import Gateway
 from .guards import build_guards
 from .metrics import LLMMetrics
 from .openai_compat import openai_routes
 from .openai_embeddings import openai_embedding_routes
 from .openai_errors import OpenAIErrorMiddleware
 from .openapi import llm_openapi
+from .plan import GatewayStream
 from .providers.base import Provider
 from .readiness import Readiness
 from .registry import build_providers

@@ -17,7 +17,7 @@ from shared_contracts.tools import NamedToolChoice
 
 from .providers.base import Feature, Provider
 
-__all__ = ["check_tool_use", "needed_features", "targets_able"]
+__all__ = ["check_tool_use", "may_need_features", "needed_features", "targets_able"]
 
 T = TypeVar("T")
 
@@ -85,3 +85,14 @@ def targets_able(
         f"({', '.join(names)}); answering without it would change the answer",
         details={"path": path, "feature": feature, "route": route, "providers": names},
     )
+
+
+def may_need_features(request: GenerateRequest) -> bool:
+    """Whether the request may need a provider feature (tools, log-probabilities, a logit bias) or use tools
+    inconsistently; most requests do not, and are spared the checks."""
+    options = request.options
+    if request.tools or request.tool_choice is not None or request.parallel_tool_calls is not None:
+        return True
+    if options is not None and (options.logprobs or options.top_logprobs or options.logit_bias):
+        return True
+    return any(m.role == "tool" or m.tool_calls for m in request.messages)

@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import msgspec
 import structlog
 
 from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, redact, slug
+from service_common.ids import new_id
 from shared_contracts.errors import FixtureMissing
-from shared_contracts.llm import GenerateRequest, GenerateResponse, Usage
+from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse, Usage
 from shared_contracts.tools import TokenLogprob, ToolCall
 
-__all__ = ["FORMAT", "Fixture", "FixtureAnswer", "FixtureStore", "routed"]
+__all__ = ["FORMAT", "Fixture", "FixtureAnswer", "FixtureStore", "replay_pieces", "replayed_response", "routed"]
 
 FORMAT = 1
 _log = structlog.get_logger(component="llm_fixtures")
+_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 class FixtureAnswer(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -178,3 +182,34 @@ def _redacted(answer: FixtureAnswer, secrets: Sequence[str]) -> FixtureAnswer:
 def _text_of(parts: dict[str, Any]) -> str:
     messages = parts.get("messages") or []
     return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+
+
+def replay_pieces(fixture: Fixture) -> list[str]:
+    """A replayed stream's pieces: as recorded, or (recorded whole) a few words at a time."""
+    answer = fixture.answer
+    if answer.chunks is not None:
+        return [c for c in answer.chunks if c]
+    words = _WORDS.findall(answer.text)
+    return ["".join(words[i : i + 4]) for i in range(0, len(words), 4)]
+
+
+def replayed_response(request: GenerateRequest, fixture: Fixture, started: float) -> GenerateResponse:
+    """The recorded answer in the live shape, saying `mode: replay`; one attempt, at the provider that answered."""
+    answer = fixture.answer
+    latency = round((perf_counter() - started) * 1000, 3)
+    return GenerateResponse(
+        id=new_id(),
+        role=request.role,
+        task=request.task,
+        mode="replay",
+        provider=answer.provider,
+        model=answer.model,
+        text=answer.text,
+        json=answer.json,
+        finish_reason=answer.finish_reason,
+        usage=answer.usage,
+        latency_ms=latency,
+        attempts=[Attempt(provider=answer.provider, model=answer.model, outcome="ok", latency_ms=latency)],
+        tool_calls=answer.tool_calls,
+        logprobs=answer.logprobs,
+    )

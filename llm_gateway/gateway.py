@@ -20,13 +20,10 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-import msgspec
 import structlog
 
 from service_common.deadline import effective_timeout
@@ -35,7 +32,6 @@ from service_common.retry import RetryPolicy
 from shared_contracts.errors import GatewayError, InvalidOutput, InvalidRequest, UpstreamError
 from shared_contracts.llm import (
     Attempt,
-    GenerateOptions,
     GenerateRequest,
     GenerateResponse,
     Message,
@@ -46,105 +42,26 @@ from shared_contracts.llm import (
 )
 from shared_contracts.scenarios import SCENARIO_HEADER, Scenario
 
-from .attempts import TryOrder, attempt_timeout, done, failed, pending, timed_out
-from .features import check_tool_use, needed_features, targets_able
-from .fixtures import Fixture, FixtureStore
+from .attempts import TryOrder, attempt_timeout, done, failed, pending
+from .features import check_tool_use, may_need_features, needed_features, targets_able
+from .fixtures import FixtureStore, replay_pieces, replayed_response
 from .guards import ProviderGuard, ProviderStatus
 from .limits import RequestLimits, check_request
+from .plan import NO_RETRY, GatewayStream, Plan
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
 from .routing import ResolvedRoute, Router, Target
 from .scenarios import ScenarioProvider, check_applicable
-from .structured import OutputSchema, SchemaCache, repair_prompt
+from .structured import SchemaCache, repair_prompt
 
-__all__ = ["Gateway", "GatewayStream", "Plan"]
+__all__ = ["Gateway"]
 
-_NO_OPTIONS = GenerateOptions()
-_WORDS = re.compile(r"\S+\s*|\s+")
 _log = structlog.get_logger(component="gateway")
-_NO_RETRY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[None]]
-
-
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, and one is made per request.
-@dataclass(slots=True)
-class Plan:
-    """A validated request bound to its mode, route, targets in try order, schema and deadline."""
-
-    request: GenerateRequest
-    mode: Mode
-    route: ResolvedRoute
-    targets: tuple[tuple[Target, Provider], ...]
-    schema: OutputSchema | None
-    timeout: float
-    retry: RetryPolicy = _NO_RETRY
-    # Seconds each try may take (the rule's `attempt_timeout`); None = a share of what is left.
-    attempt_timeout: float | None = None
-    # Replay mode: the recorded answer (no provider is called).
-    fixture: Fixture | None = None
-
-    def call(self, target: Target) -> ProviderCall:
-        """The provider call for `target`: the route's default options overlaid with the client's."""
-        request = self.request
-        return ProviderCall(
-            model=target.model,
-            messages=request.messages,
-            options=_merge(target.options, request.options),
-            response_schema=request.response_schema,
-            extra=target.extra,
-            role=request.role,
-            task=request.task,
-            payload=request.payload,
-            tools=request.tools,
-            tool_choice=request.tool_choice,
-            parallel_tool_calls=request.parallel_tool_calls,
-        )
-
-    def timed_out(self, attempts: list[Attempt]) -> GatewayError:
-        """The error when the whole call's deadline passed, every running try ended as timed out."""
-        return timed_out(attempts, self.timeout, self.mode)
-
-
-def _merge(defaults: GenerateOptions | None, given: GenerateOptions | None) -> GenerateOptions:
-    if defaults is None:
-        return given or _NO_OPTIONS
-    if given is None:
-        return defaults
-    chosen = {f: getattr(given, f) for f in given.__struct_fields__ if getattr(given, f) is not None}
-    return msgspec.structs.replace(defaults, **chosen)
 
 
 def _add(total: int | None, more: int | None) -> int | None:
     # An unknown count stays unknown: a sum with one unknown part is not a count.
     return None if total is None or more is None else total + more
-
-
-class GatewayStream:
-    """What `Gateway.stream` returns: the items (text pieces, then one response) and the call's deadline.
-
-    The front end bounds its own sending by `deadline` too, so a client that stops reading cannot hold the
-    provider (and its limiter slot) past it.
-    """
-
-    def __init__(
-        self,
-        items: AsyncGenerator[StreamDelta | GenerateResponse, None],
-        deadline: float,
-        attempts: list[Attempt] | None = None,
-    ) -> None:
-        self._items = items
-        self.deadline = deadline
-        # The tries so far, the one answering last (a front end names its model before the answer is whole).
-        self.attempts: list[Attempt] = [] if attempts is None else attempts
-
-    def __aiter__(self) -> GatewayStream:
-        return self
-
-    async def __anext__(self) -> StreamDelta | GenerateResponse:
-        return await anext(self._items)
-
-    async def aclose(self) -> None:
-        """Stop the call (a client that went away): the provider stream is closed, its guard released."""
-        await self._items.aclose()
 
 
 class Gateway:
@@ -159,7 +76,7 @@ class Gateway:
         mock_provider: str = "mock",
         allow_mode_header: bool = False,
         limits: RequestLimits | None = None,
-        retry: RetryPolicy = _NO_RETRY,
+        retry: RetryPolicy = NO_RETRY,
         guards: Mapping[str, ProviderGuard] | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -213,7 +130,7 @@ class Gateway:
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
         route = self.router.resolve(request.role, request.task, request.quality)
-        if _may_need_features(request):
+        if may_need_features(request):
             route = self._able(route, request)
         if scenario is not None and mode != "mock":
             raise InvalidRequest(
@@ -285,7 +202,7 @@ class Gateway:
         """Execute a plan within its deadline, falling back on retryable errors."""
         started = perf_counter()
         if plan.fixture is not None:
-            return _replayed(plan, plan.fixture, started)
+            return replayed_response(plan.request, plan.fixture, started)
         deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
         try:
@@ -446,9 +363,9 @@ class Gateway:
         """Stream a plan: a retry or fallback is tried only while no text has been sent."""
         started = perf_counter()
         if plan.fixture is not None:
-            for piece in _pieces(plan.fixture):
+            for piece in replay_pieces(plan.fixture):
                 yield StreamDelta(text=piece)
-            yield _replayed(plan, plan.fixture, started)
+            yield replayed_response(plan.request, plan.fixture, started)
             return
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + plan.timeout
@@ -562,46 +479,3 @@ async def _next(
         raise UpstreamError("provider stream ended without a final result") from None
     except TimeoutError:
         raise expired() from None
-
-
-def _may_need_features(request: GenerateRequest) -> bool:
-    """Whether the request may need a provider feature (tools, log-probabilities, a logit bias) or use tools
-    inconsistently; most requests do not, and are spared the checks."""
-    options = request.options
-    if request.tools or request.tool_choice is not None or request.parallel_tool_calls is not None:
-        return True
-    if options is not None and (options.logprobs or options.top_logprobs or options.logit_bias):
-        return True
-    return any(m.role == "tool" or m.tool_calls for m in request.messages)
-
-
-def _pieces(fixture: Fixture) -> list[str]:
-    """A replayed stream's pieces: as recorded, or (recorded whole) a few words at a time."""
-    answer = fixture.answer
-    if answer.chunks is not None:
-        return [c for c in answer.chunks if c]
-    words = _WORDS.findall(answer.text)
-    return ["".join(words[i : i + 4]) for i in range(0, len(words), 4)]
-
-
-def _replayed(plan: Plan, fixture: Fixture, started: float) -> GenerateResponse:
-    """The recorded answer in the live shape, saying `mode: replay`; one attempt, at the provider that answered."""
-    answer = fixture.answer
-    latency = round((perf_counter() - started) * 1000, 3)
-    request = plan.request
-    return GenerateResponse(
-        id=new_id(),
-        role=request.role,
-        task=request.task,
-        mode="replay",
-        provider=answer.provider,
-        model=answer.model,
-        text=answer.text,
-        json=answer.json,
-        finish_reason=answer.finish_reason,
-        usage=answer.usage,
-        latency_ms=latency,
-        attempts=[Attempt(provider=answer.provider, model=answer.model, outcome="ok", latency_ms=latency)],
-        tool_calls=answer.tool_calls,
-        logprobs=answer.logprobs,
-    )

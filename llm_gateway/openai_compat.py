@@ -35,10 +35,11 @@ from shared_contracts.errors import GatewayError, InvalidRequest, NoRoute
 from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Mode, RouteInfo, StreamDelta
 from shared_contracts.scenarios import LLM_SCENARIOS, Scenario
 
-from .gateway import Gateway, GatewayStream, Plan
+from .gateway import Gateway
 from .openai_convert import completion_message, finish_reason, native_request, wire_logprobs, wire_tool_calls
 from .openai_errors import openai_error
 from .openai_wire import ChatCompletionRequest, decode_chat
+from .plan import GatewayStream, Plan
 from .streaming import DeadlineStream, first_item, resumed
 
 __all__ = ["ALIAS_PREFIX", "DEFAULT_TASK", "ChatCompletionRequest", "openai_routes", "system_fingerprint"]
