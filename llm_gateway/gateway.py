@@ -29,7 +29,7 @@ import structlog
 from service_common.deadline import effective_timeout
 from service_common.ids import new_id
 from service_common.retry import RetryPolicy
-from shared_contracts.errors import GatewayError, InvalidOutput, InvalidRequest, UpstreamError
+from shared_contracts.errors import GatewayError, InvalidOutput, InvalidRequest, UpstreamError, UpstreamTimeout
 from shared_contracts.llm import (
     Attempt,
     GenerateRequest,
@@ -45,7 +45,7 @@ from shared_contracts.scenarios import SCENARIO_HEADER, Scenario
 from .attempts import TryOrder, attempt_timeout, done, failed, pending
 from .features import check_tool_use, may_need_features, needed_features, targets_able
 from .fixtures import FixtureStore, replay_pieces, replayed_response
-from .guards import ProviderGuard, ProviderStatus
+from .guards import DEADLINE_SLACK_S, ProviderGuard, ProviderStatus
 from .limits import RequestLimits, check_request
 from .plan import NO_RETRY, GatewayStream, Plan
 from .providers.base import Delta, Provider, ProviderCall, ProviderResult
@@ -205,17 +205,29 @@ class Gateway:
             return replayed_response(plan.request, plan.fixture, started)
         deadline = asyncio.get_running_loop().time() + plan.timeout
         attempts: list[Attempt] = []
+        # Tries on providers that end every call by the deadline they are given need no timer of ours on
+        # top: a try with a shorter budget gets its own (`_call`), the waits between tries end before the
+        # deadline (`TryOrder`), the last try ends by it. Any other provider (the mock, a scenario) gets it.
+        bounded = all(provider.bounds_itself for _, provider in plan.targets)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with contextlib.nullcontext() if bounded else asyncio.timeout_at(deadline):
                 response = await self._first_success(plan, attempts, deadline, started)
         except TimeoutError:
             raise plan.timed_out(attempts) from None
         except GatewayError as err:
+            if bounded and isinstance(err, UpstreamTimeout) and self._passed(deadline):
+                # The call's deadline ended the last try (the provider's own bound, not a timer of ours):
+                # the same answer as when our timer ends it.
+                raise plan.timed_out(attempts) from err
             err.details.setdefault("attempts", attempts)
             raise
         if self.record:
             await self._recorded(plan, response, None)
         return response
+
+    @staticmethod
+    def _passed(deadline: float) -> bool:
+        return asyncio.get_running_loop().time() >= deadline - DEADLINE_SLACK_S
 
     async def _recorded(self, plan: Plan, response: GenerateResponse, chunks: list[str] | None) -> None:
         """In record mode, save a live answer as the fixture of its request."""

@@ -27,6 +27,7 @@ from .providers.base import Provider
 
 __all__ = [
     "CIRCUIT_OPEN",
+    "DEADLINE_SLACK_S",
     "GuardSpec",
     "ProviderGuard",
     "ProviderStatus",
@@ -36,8 +37,8 @@ __all__ = [
 ]
 
 CIRCUIT_OPEN = "circuit_open"
-# asyncio may run a timer this much before its time; a cancel that close to the deadline is the deadline.
-_DEADLINE_SLACK_S = 0.001
+# asyncio may run a timer this much before its time; an end that close to the deadline is the deadline.
+DEADLINE_SLACK_S = 0.001
 
 
 class GuardSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -155,7 +156,7 @@ class _GuardedCall:
                 breaker.release()
             # Cancelled at the deadline: the upstream stalled, the failure that matters most. Any other
             # cancel (the client went away) tells nothing about the upstream.
-            elif asyncio.get_running_loop().time() >= self._deadline - _DEADLINE_SLACK_S:
+            elif asyncio.get_running_loop().time() >= self._deadline - DEADLINE_SLACK_S:
                 breaker.record_failure()
             else:
                 breaker.release()

@@ -86,6 +86,7 @@ class AnthropicProvider(KeyedProvider, Provider):
     settings: AnthropicSettings
     error_mapper = staticmethod(anthropic_error)
     features = frozenset({"tools"})
+    bounds_itself = True  # one HttpClient call per try
 
     def auth_headers(self, key: str) -> Mapping[str, str]:
         return {"x-api-key": key, "anthropic-version": self.settings.version}

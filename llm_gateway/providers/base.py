@@ -109,6 +109,10 @@ class Provider(abc.ABC):
     kind: ClassVar[str] = "live"
     # What this provider can do beyond plain generation (see Feature); the gateway routes by it.
     features: ClassVar[frozenset[Feature]] = frozenset()
+    # True when every wait inside `generate` is bounded by the `deadline` it is given (each one goes through
+    # `service_common.client.HttpClient` or a limiter that takes the deadline). A try that may use the whole
+    # deadline then needs no timer of the gateway's own on top: see `Gateway.run`.
+    bounds_itself: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name

@@ -58,6 +58,7 @@ class GeminiProvider(KeyedProvider, Provider):
     settings: GeminiSettings
     error_mapper = staticmethod(gemini_error)
     features = frozenset({"tools", "embeddings"})
+    bounds_itself = True  # one HttpClient call per try
 
     def auth_headers(self, key: str) -> Mapping[str, str]:
         return {"x-goog-api-key": key}

@@ -109,6 +109,7 @@ class OllamaProvider(Provider):
 
     Settings = OllamaSettings
     features = frozenset({"tools", "embeddings"})
+    bounds_itself = True  # one HttpClient call per try
 
     def __init__(self, name: str, settings: OllamaSettings) -> None:
         super().__init__(name, settings)

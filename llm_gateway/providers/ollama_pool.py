@@ -81,6 +81,7 @@ class OllamaPool(Provider):
 
     Settings = OllamaPoolSettings
     features = OllamaProvider.features
+    bounds_itself = True  # its instances' calls, and the wait for a free instance, end by the deadline
 
     def __init__(self, name: str, settings: OllamaPoolSettings) -> None:
         super().__init__(name, settings)

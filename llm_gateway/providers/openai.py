@@ -145,6 +145,7 @@ class OpenAIProvider(KeyedProvider, Provider):
     settings: OpenAISettings
     error_mapper = staticmethod(openai_error)
     features = frozenset({"tools", "logprobs", "logit_bias", "embeddings"})
+    bounds_itself = True  # one HttpClient call per try
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)

@@ -11,7 +11,7 @@ import msgspec
 
 from llm_gateway.config import GatewayConfig, parse_gateway_config
 from llm_gateway.providers.base import Delta, Provider, ProviderCall, ProviderResult, ProviderSettings
-from shared_contracts.errors import GatewayError
+from shared_contracts.errors import GatewayError, UpstreamTimeout
 from shared_contracts.llm import GenerateOptions, Message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
@@ -104,6 +104,22 @@ class ScriptedProvider(Provider):
         assert isinstance(step, ProviderResult)
         yield Delta(step.text)
         yield step
+
+
+class BoundedProvider(ScriptedProvider):
+    """A ScriptedProvider that ends every call by its deadline itself, as one on `HttpClient` does: a hang
+    lasts until the deadline, then raises the client's `UpstreamTimeout` (the gateway sets no timer of its own)."""
+
+    bounds_itself = True
+
+    async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
+        if isinstance(self.script[0], Hang):
+            self._next(call)
+            started = asyncio.get_running_loop().time()
+            await asyncio.sleep(max(0.0, deadline - started))
+            raise UpstreamTimeout(f"{self.name}: no answer", details={"provider": self.name,
+                                                                     "timeout_s": round(deadline - started, 3)})
+        return await super().generate(call, deadline=deadline)
 
 
 def result(text: str, *, tokens: tuple[int, int] = (10, 5)) -> ProviderResult:

@@ -23,7 +23,7 @@ from shared_contracts.errors import (
 )
 from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Message, StreamDelta
 
-from ._support import Hang, ScriptedProvider, result
+from ._support import BoundedProvider, Hang, ScriptedProvider, result
 
 SCHEMA = {"type": "object", "properties": {"headline": {"type": "string"}}, "required": ["headline"],
           "additionalProperties": False}
@@ -116,6 +116,50 @@ async def test_deadline_covers_the_whole_call_fallbacks_included() -> None:
     assert caught.value.details["timeout_s"] == 0.2
     # Each cut-off try reports how long it ran (about half the deadline each), not a placeholder.
     assert all(a.latency_ms >= 50 for a in caught.value.details["attempts"])
+
+
+async def test_a_provider_that_bounds_itself_is_cut_at_the_deadline_with_the_gateways_answer() -> None:
+    # No timer of the gateway's own runs over it: its own bound ends the try, and the caller sees what the
+    # gateway's timer would have said about a provider that does not bound itself.
+    with pytest.raises(UpstreamTimeout) as ours:
+        await gateway(ScriptedProvider("a", [Hang()]), live_timeout=0.2).generate(request())
+    with pytest.raises(UpstreamTimeout) as own:
+        await gateway(BoundedProvider("a", [Hang()]), live_timeout=0.2).generate(request())
+    assert own.value.message == ours.value.message
+    assert own.value.details["timeout_s"] == ours.value.details["timeout_s"] == 0.2
+    assert outcomes(own.value.details["attempts"]) == outcomes(ours.value.details["attempts"])
+    assert outcomes(own.value.details["attempts"]) == [("a", "big", "upstream_timeout")]
+
+
+async def test_a_bounded_providers_early_timeout_is_its_own_error_and_the_fallback_still_runs() -> None:
+    # A timeout well before the deadline (a connect timeout, say) is the provider's, not the call's deadline.
+    early = UpstreamTimeout("a: connect timed out", details={"provider": "a", "timeout_s": 0.01})
+    response = await gateway(BoundedProvider("a", [early]), BoundedProvider("b", [result("in time")]),
+                             live_timeout=5).generate(request())
+    assert response.provider == "b"
+    assert outcomes(response.attempts) == [("a", "big", "upstream_timeout"), ("b", "small", "ok")]
+    with pytest.raises(UpstreamTimeout) as caught:
+        await gateway(BoundedProvider("a", [early]), live_timeout=5).generate(request())
+    assert caught.value.message == "a: connect timed out"
+
+
+async def test_a_bounded_hanging_primary_still_leaves_the_fallback_its_share() -> None:
+    # The primary's budget (half the deadline) is shorter than its deadline: that try gets the gateway's timer.
+    primary = BoundedProvider("a", [Hang()])
+    response = await gateway(primary, BoundedProvider("b", [result("in time")]), live_timeout=0.4).generate(request())
+    assert response.provider == "b"
+    assert outcomes(response.attempts) == [("a", "big", "upstream_timeout"), ("b", "small", "ok")]
+
+
+async def test_the_deadline_covers_the_repair_on_a_bounded_provider() -> None:
+    primary = BoundedProvider("a", [result('{"title": "wrong key"}'), Hang()])
+    with pytest.raises(UpstreamTimeout) as caught:
+        async with asyncio.timeout(10):
+            await gateway(primary, live_timeout=0.2).generate(request(response_schema=SCHEMA))
+    assert len(primary.calls) == 2
+    assert caught.value.message == "no answer within 0.2s (live mode)"  # the call's deadline, as the timer says it
+    expected = [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
+    assert outcomes(caught.value.details["attempts"]) == expected
 
 
 async def test_a_rules_attempt_timeout_bounds_each_try() -> None:
