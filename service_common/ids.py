@@ -2,8 +2,8 @@
 
 They name and correlate, they guard nothing: they come from `random.getrandbits` (Python's Mersenne
 Twister, seeded from the OS at start and again in a forked child), not from `os.urandom`, whose system
-call on every id cost more than the rest of making it. Anything that must not be guessed (API keys, run
-ids in URLs, console sessions) uses `secrets`.
+call on every id cost more than the rest of making it. Anything that must not be guessed (the console's
+session secret) uses `secrets`.
 """
 
 from __future__ import annotations

@@ -58,10 +58,13 @@ def write_bodies(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def gateway_argv(port: int) -> list[str]:
-    """The gateway's own CLI on loopback with the bench YAML (mode and upstream come from the environment)."""
+def gateway_argv(port: int, *, module: bool = False) -> list[str]:
+    """The gateway's own CLI on loopback with the bench YAML (mode and upstream come from the environment).
+
+    `module`: `python -m llm_gateway`, so the code comes from the first folder on PYTHONPATH (`--before`).
+    """
     script = Path(sys.executable).parent / "llm-gateway"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "llm_gateway"]
+    command = [str(script)] if script.exists() and not module else [sys.executable, "-m", "llm_gateway"]
     return [*command, "--host", "127.0.0.1", "--port", str(port), "--config", str(_HERE / "llm_gateway.bench.yaml")]
 
 
@@ -80,6 +83,7 @@ class Options(argparse.Namespace):
     server_cpu: str | None
     load_cpu: str | None
     only: set[str] | None
+    before: Path | None
 
     def wants(self, system: str) -> bool:
         """Whether `--only` (when given) names this system."""
@@ -189,6 +193,8 @@ class _Run:
             if opts.wants("direct"):
                 self._load_points("direct", f"{self.upstream_url}/api/chat", "ollama", None)
                 self._ttfb("direct", f"{self.upstream_url}/api/chat", "ollama-stream")
+            if opts.before is not None and opts.wants("gateway-before"):
+                self._before(opts.before)
             for mode in ("live", "mock"):
                 if opts.wants(f"gateway-{mode}"):
                     self._gateway_run(mode)
@@ -210,6 +216,18 @@ class _Run:
             self._ttfb(system, f"{base}{GATEWAY_PATH}/stream", "gateway")
             if mode == "live" and self.opts.memory_requests > 0:
                 self._memory(base + GATEWAY_PATH, service, last.rps if last else 1000.0)
+
+    def _before(self, tree: Path) -> None:
+        """The gateway of another checkout (an earlier commit), live mode, same load: before and after in one run."""
+        commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+        self.report.meta["before"] = f"gateway-before: commit {commit or '?'} ({tree})"
+        port = free_port()
+        env = {"GENERATOR_MODE": "live", "OLLAMA_BASE_URL": self.upstream_url, "PYTHONPATH": str(tree)}
+        service = self._service("gateway-before", gateway_argv(port, module=True), env)
+        base = f"http://127.0.0.1:{port}"
+        with running(service, f"{base}/healthz"):
+            self._load_points("gateway-before", base + GATEWAY_PATH, "gateway", service)
 
     def _baseline(self) -> None:
         port = free_port()
@@ -274,7 +292,10 @@ def _parse(argv: list[str] | None) -> Options:
     parser.add_argument("--server-cpu", default="0" if two_cores else None)
     parser.add_argument("--load-cpu", default="1" if two_cores else None)
     parser.add_argument("--only", type=lambda s: set(s.split(",")), default=None,
-                        help="comma list of: direct, gateway-live, gateway-mock, baseline, litellm")
+                        help="comma list of: direct, gateway-before, gateway-live, gateway-mock, baseline, litellm")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a checkout of an earlier commit (`git worktree add DIR COMMIT`): its gateway is "
+                             "measured too, as `gateway-before`, live mode, load points only")
     return parser.parse_args(argv, namespace=Options())
 
 

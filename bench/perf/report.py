@@ -58,7 +58,7 @@ def fill_added_latency(report: Report) -> None:
 
 
 def fill_ratios(report: Report, ours: str = "gateway-live") -> None:
-    """Per concurrency: ours/baseline and ours/litellm, for RPS and for added p50."""
+    """Per concurrency: ours/baseline and ours/litellm, for RPS and for added p50 (and ours/before, before/baseline)."""
     for conns in sorted({p.connections for p in report.load}):
         mine = _point(report, ours, conns)
         if mine is None:
@@ -71,6 +71,12 @@ def fill_ratios(report: Report, ours: str = "gateway-live") -> None:
             row[f"rps_ours_over_{other}"] = round(mine.rps / theirs.rps, 2) if theirs.rps else None
             if mine.added_p50_ms is not None and theirs.added_p50_ms:
                 row[f"added_p50_ours_over_{other}"] = round(mine.added_p50_ms / theirs.added_p50_ms, 3)
+        # With `--before`: the earlier commit's gateway against the same baseline, and ours against it.
+        before, baseline = _point(report, "gateway-before", conns), _point(report, "baseline", conns)
+        if before is not None and before.rps:
+            row["rps_ours_over_before"] = round(mine.rps / before.rps, 2)
+            if baseline is not None and baseline.rps:
+                row["rps_before_over_baseline"] = round(before.rps / baseline.rps, 2)
         if len(row) > 1:
             report.ratios.append(row)
 
