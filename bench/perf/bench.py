@@ -61,7 +61,7 @@ def write_bodies(folder: Path) -> dict[str, Path]:
 def gateway_argv(port: int, *, module: bool = False) -> list[str]:
     """The gateway's own CLI on loopback with the bench YAML (mode and upstream come from the environment).
 
-    `module`: `python -m llm_gateway`, so the code comes from the first folder on PYTHONPATH (`--before`).
+    `module`: `python -m llm_gateway`, so the code comes from the working folder (`--before`).
     """
     script = Path(sys.executable).parent / "llm-gateway"
     command = [str(script)] if script.exists() and not module else [sys.executable, "-m", "llm_gateway"]
@@ -172,8 +172,10 @@ class _Run:
             self.report.memory.append(MemoryPoint(requests=done, rss_mb=service.rss_mb()))
             _progress(f"{'memory':>13} {done:,} requests  RSS {service.rss_mb():.1f} MB")
 
-    def _service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
-        return Service(name, argv, log_path=self.logs / f"{name}.log", cpu=self.opts.server_cpu, env=env)
+    def _service(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Service:
+        return Service(name, argv, log_path=self.logs / f"{name}.log", cpu=self.opts.server_cpu, env=env, cwd=cwd)
 
     def _gateway(self, mode: str) -> tuple[Service, str]:
         port = free_port()
@@ -224,7 +226,8 @@ class _Run:
         self.report.meta["before"] = f"gateway-before: commit {commit or '?'} ({tree})"
         port = free_port()
         env = {"GENERATOR_MODE": "live", "OLLAMA_BASE_URL": self.upstream_url, "PYTHONPATH": str(tree)}
-        service = self._service("gateway-before", gateway_argv(port, module=True), env)
+        # `python -m` puts the working folder first on sys.path: the earlier checkout's, not this one's.
+        service = self._service("gateway-before", gateway_argv(port, module=True), env, cwd=tree)
         base = f"http://127.0.0.1:{port}"
         with running(service, f"{base}/healthz"):
             self._load_points("gateway-before", base + GATEWAY_PATH, "gateway", service)

@@ -55,19 +55,27 @@ class Service:
     """One server process under test; its stdout and stderr go to `log_path`."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], *, log_path: Path, cpu: str | None, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        cpu: str | None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = pinned(argv, cpu)
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the process (taskset execs it, so the pid is the server's own)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         log.close()
 
     def wait_ready(self, url: str, *, timeout: float = 60.0) -> None:
