@@ -252,12 +252,16 @@ class Gateway:
                 if not err.retryable:
                     raise
                 last = err
-                wait = order.failed(err)
-                if wait:
-                    await self._sleep(wait)
+                await self._back_off(order, err)
                 continue
             return await self._complete(plan, target, provider, call, result, attempts, deadline, started)
         raise last if last is not None else plan.timed_out(attempts)
+
+    async def _back_off(self, order: TryOrder[tuple[Target, Provider]], err: GatewayError) -> None:
+        """A try failed retryably: wait what the order says before the next one (nothing before a next target)."""
+        wait = order.failed(err)
+        if wait:
+            await self._sleep(wait)
 
     def _order(self, plan: Plan, deadline: float) -> TryOrder[tuple[Target, Provider]]:
         return TryOrder(
@@ -419,9 +423,7 @@ class Gateway:
                 if sent or not err.retryable:
                     raise
                 last = err
-                wait = order.failed(err)
-                if wait:
-                    await self._sleep(wait)
+                await self._back_off(order, err)
                 continue
             done(attempt, "ok")
             try:
