@@ -157,21 +157,25 @@ class LineWriter:
             self._fd = None  # an in-memory stream (tests): written as text
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
-        self._scheduled = False
+        # The loop whose next turn writes what is pending (a flush scheduled on it); None: nothing scheduled.
+        self._flushing_on: asyncio.AbstractEventLoop | None = None
         atexit.register(self.flush)
 
     def write(self, line: bytes) -> None:
         """Write `line` and a line end (now, or at the end of the event loop's current turn)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         with self._lock:
             self._pending.append(line)
-            if self._scheduled:
-                return
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
+            if loop is None:
                 self._write()
                 return
-            self._scheduled = True
+            # A flush scheduled on another loop (one closed before its turn ended) must not hold these lines.
+            if self._flushing_on is loop:
+                return
+            self._flushing_on = loop
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -180,7 +184,7 @@ class LineWriter:
             self._write()
 
     def _write(self) -> None:
-        self._scheduled = False
+        self._flushing_on = None
         if not self._pending:
             return
         self._pending.append(b"")

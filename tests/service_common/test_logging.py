@@ -11,6 +11,7 @@ import structlog
 
 from service_common.logging import (
     JsonLineRenderer,
+    LineWriter,
     bind_log_context,
     bound_log_context,
     log_context,
@@ -77,3 +78,44 @@ async def test_binding_is_per_task_and_reset_restores_the_outer_context() -> Non
     finally:
         reset_log_context(outer)
     assert log_context() == {}
+
+
+async def test_lines_of_one_loop_turn_leave_together_when_the_turn_ends() -> None:
+    out = io.StringIO()
+    writer = LineWriter(out)
+    writer.write(b'{"n":1}')
+    writer.write(b'{"n":2}')
+    assert out.getvalue() == ""  # still this turn: nothing written yet
+    await asyncio.sleep(0)
+    assert out.getvalue() == '{"n":1}\n{"n":2}\n'
+
+
+def test_outside_a_loop_a_line_is_written_at_once() -> None:
+    out = io.StringIO()
+    LineWriter(out).write(b'{"n":1}')
+    assert out.getvalue() == '{"n":1}\n'
+
+
+def test_a_flush_left_on_a_loop_closed_mid_turn_does_not_hold_later_lines() -> None:
+    out = io.StringIO()
+    writer = LineWriter(out)
+    loop = asyncio.new_event_loop()
+
+    def last_callback() -> None:
+        writer.write(b'{"n":1}')  # its flush is scheduled for the next turn, which never comes
+        loop.stop()
+
+    loop.call_soon(last_callback)
+    loop.run_forever()
+    loop.close()
+    assert out.getvalue() == ""
+
+    async def later() -> None:
+        writer.write(b'{"n":2}')
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert out.getvalue() == '{"n":1}\n{"n":2}\n'
+    writer.write(b'{"n":3}')
+    assert out.getvalue().endswith('{"n":3}\n')
+
