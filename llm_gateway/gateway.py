@@ -98,8 +98,9 @@ class Gateway:
         # Replay answers from these fixtures; with `record`, live answers are saved to them.
         self.fixtures = fixtures
         self.record = record and fixtures is not None
-        # Each route's targets with their providers, by the route object's id (see _live_targets).
+        # Each route's targets with their providers, by the route object's id, for one router (_live_targets).
         self._targets: dict[int, tuple[ResolvedRoute, tuple[tuple[Target, Provider], ...]]] = {}
+        self._targets_router: Router | None = None
 
     async def start(self) -> None:
         """Start every provider (opens their pooled sessions)."""
@@ -129,9 +130,9 @@ class Gateway:
         check_request(request, self.limits)
         # A malformed schema is the client's error whatever the route, so it is checked first.
         schema = None if request.response_schema is None else self._schemas.get(request.response_schema)
-        route = self.router.resolve(request.role, request.task, request.quality)
-        if may_need_features(request):
-            route = self._able(route, request)
+        router = self.router
+        resolved = router.resolve(request.role, request.task, request.quality)
+        route = self._able(resolved, request) if may_need_features(request) else resolved
         if scenario is not None and mode != "mock":
             raise InvalidRequest(
                 f"X-Mock-Scenario is honoured only in mock mode; this request is answered in {mode} mode",
@@ -154,7 +155,7 @@ class Gateway:
         elif mode == "replay":
             fixture = self._replay_store().find(request)
         else:
-            targets = self._live_targets(route)
+            targets = self._live_targets(router, route) if route is resolved else self._bound(route)
         # Replay answers as fast as the mock: it gets the mock's deadlines.
         timed: Mode = "mock" if mode == "replay" else mode
         budget = effective_timeout(route.timeout(timed), timeout)
@@ -163,13 +164,23 @@ class Gateway:
             fixture,
         )
 
-    def _live_targets(self, route: ResolvedRoute) -> tuple[tuple[Target, Provider], ...]:
-        """`route`'s targets with their providers, made once per route (a reload makes new routes)."""
+    def _live_targets(self, router: Router, route: ResolvedRoute) -> tuple[tuple[Target, Provider], ...]:
+        """`_bound(route)` for a route of `router`, made once per route; a new router (a reload) starts afresh.
+
+        Only the router's own routes are kept: a route narrowed for one request (`_able`) is bound each time.
+        """
+        if router is not self._targets_router:
+            self._targets.clear()
+            self._targets_router = router
         found = self._targets.get(id(route))
         if found is None or found[0] is not route:
-            found = (route, tuple((t, self.providers[t.provider]) for t in route.targets))
+            found = (route, self._bound(route))
             self._targets[id(route)] = found
         return found[1]
+
+    def _bound(self, route: ResolvedRoute) -> tuple[tuple[Target, Provider], ...]:
+        """`route`'s targets in try order, each with its provider."""
+        return tuple((t, self.providers[t.provider]) for t in route.targets)
 
     def _replay_store(self) -> FixtureStore:
         if self.fixtures is None:

@@ -22,6 +22,7 @@ from shared_contracts.errors import (
     UpstreamTimeout,
 )
 from shared_contracts.llm import GenerateOptions, GenerateRequest, GenerateResponse, Message, StreamDelta
+from shared_contracts.tools import Tool
 
 from ._support import BoundedProvider, Hang, ScriptedProvider, result
 
@@ -160,6 +161,21 @@ async def test_the_deadline_covers_the_repair_on_a_bounded_provider() -> None:
     assert caught.value.message == "no answer within 0.2s (live mode)"  # the call's deadline, as the timer says it
     expected = [("a", "big", "invalid_output"), ("a", "big", "upstream_timeout")]
     assert outcomes(caught.value.details["attempts"]) == expected
+
+
+async def test_requests_narrowed_to_able_targets_are_not_kept_per_request() -> None:
+    # A request with tools is routed over the targets that can call tools: a route made for that request
+    # alone. Bound afresh each time, it must not pile up in the gateway as requests go by.
+    class ToolProvider(ScriptedProvider):
+        features = frozenset({"tools"})
+
+    gw = gateway(ToolProvider("a", [result("done")]), ScriptedProvider("b", [result("x")]))
+    tools = [Tool(name="lookup")]
+    for _ in range(20):
+        answer = await gw.generate(request(tools=tools))
+        assert answer.provider == "a"
+        assert outcomes(answer.attempts) == [("a", "big", "ok")]
+    assert len(gw._targets) <= 1  # at most the router's own routes; none of the 20 narrowed ones
 
 
 async def test_a_rules_attempt_timeout_bounds_each_try() -> None:
