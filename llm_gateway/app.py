@@ -20,10 +20,9 @@ from starlette.routing import Route
 
 from service_common.auth import auth_middleware, key_hashes
 from service_common.breaker import Clock
-from service_common.config import ConfigError
 from service_common.cors import cors_middleware
 from service_common.deadline import TIMEOUT_HEADER, request_timeout
-from service_common.fixtures import secrets_of
+from service_common.fixtures import opened_fixtures, secrets_of
 from service_common.http import (
     MsgspecResponse,
     RequestMiddleware,
@@ -108,20 +107,7 @@ def build_fixtures(config: GatewayConfig) -> FixtureStore | None:
     if config.mode not in ("record", "replay") and not config.allow_mode_header:
         return None
     store = FixtureStore(Path(config.fixtures_dir), secrets=secrets_of(config.providers))
-    if config.mode == "record":
-        problem = store.files.writable()
-        if problem is not None:
-            raise ConfigError(f"fixtures_dir: record mode cannot write fixtures: {problem}")
-    elif config.mode == "replay" and not store.root.is_dir():
-        raise ConfigError(
-            f"fixtures_dir: {store.root} is not a folder; replay mode answers only from recorded fixtures "
-            "(record them with GENERATOR_MODE=record, or set LLM_FIXTURES_DIR)"
-        )
-    try:
-        store.load()
-    except ValueError as exc:
-        raise ConfigError(f"fixtures_dir: {exc}") from exc
-    return store
+    return opened_fixtures(store, mode=config.mode, folder_variable="LLM_FIXTURES_DIR")
 
 
 class _Endpoints:

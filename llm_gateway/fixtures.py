@@ -21,7 +21,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, redact, slug
+from service_common.files import write_atomically
+from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, read_fixture, redact, slug
 from service_common.ids import new_id
 from shared_contracts.errors import FixtureMissing
 from shared_contracts.llm import Attempt, GenerateRequest, GenerateResponse, Usage
@@ -91,12 +92,7 @@ class FixtureStore:
         """Read every fixture file; a broken one raises ValueError naming it (a start-up error, not a 500)."""
         index: dict[str, tuple[Path, Fixture]] = {}
         for path in self.files.files(".json"):
-            try:
-                fixture = _decode_fixture.decode(path.read_bytes())
-            except (OSError, msgspec.DecodeError) as exc:
-                raise ValueError(f"fixture {path}: {exc}") from exc
-            if fixture.key != canonical_key(fixture.request):
-                raise ValueError(f"fixture {path}: its key does not match its request (edited by hand?)")
+            fixture = read_fixture(path, _decode_fixture)
             index[fixture.key] = (path, fixture)
         self._index = index
 
@@ -168,7 +164,7 @@ class FixtureStore:
             logprobs=response.logprobs,
         )
         fixture = Fixture(key=key, request=parts, answer=_redacted(answer, self.secrets))
-        await asyncio.to_thread(self.files.write, path, pretty(fixture))
+        await asyncio.to_thread(write_atomically, path, pretty(fixture))
         self._index[key] = (path, fixture)
         _log.info("fixture_recorded", key=key[:16], role=request.role, task=request.task,
                   file=str(path.relative_to(self.root)))

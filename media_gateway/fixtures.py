@@ -21,8 +21,18 @@ from typing import Any
 import msgspec
 import structlog
 
-from service_common.config import ConfigError
-from service_common.fixtures import FixtureFiles, canonical_key, differences, pretty, redact, secrets_of, slug
+from service_common.files import write_atomically
+from service_common.fixtures import (
+    FixtureFiles,
+    canonical_key,
+    differences,
+    opened_fixtures,
+    pretty,
+    read_fixture,
+    redact,
+    secrets_of,
+    slug,
+)
 from shared_contracts.errors import FixtureMissing, StorageError
 from shared_contracts.media import ImageRequest
 
@@ -88,12 +98,7 @@ class MediaFixtures:
         index: dict[str, tuple[Path, MediaFixture]] = {}
         jobs = FixtureFiles(self.root / "jobs")
         for path in jobs.files(".json"):
-            try:
-                fixture = _decode_fixture.decode(path.read_bytes())
-            except (OSError, msgspec.DecodeError) as exc:
-                raise ValueError(f"fixture {path}: {exc}") from exc
-            if fixture.key != canonical_key(fixture.request):
-                raise ValueError(f"fixture {path}: its key does not match its request (edited by hand?)")
+            fixture = read_fixture(path, _decode_fixture)
             for image in fixture.images:
                 if not self._image_path(image).is_file():
                     raise ValueError(f"fixture {path}: image {image.file} is missing")
@@ -156,12 +161,12 @@ class MediaFixtures:
             name = f"{digest}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
             path = self.files.path("images", name)
             if not path.is_file():
-                await asyncio.to_thread(self.files.write, path, image.data)
+                await asyncio.to_thread(write_atomically, path, image.data)
             recorded.append(RecordedImage(file=name, sha256=digest, mime_type=image.mime_type, bytes=len(image.data)))
         fixture = MediaFixture(key=key, request=parts, role=role, task=task, provider=provider, seed=seed,
                                images=recorded)
         path = self.files.path("jobs", f"{slug(str(parts['workflow']))}-{key[:16]}.json")
-        await asyncio.to_thread(self.files.write, path, pretty(fixture))
+        await asyncio.to_thread(write_atomically, path, pretty(fixture))
         self._index[key] = (path, fixture)
         _log.info("fixture_recorded", key=key[:16], workflow=parts["workflow"], images=len(recorded),
                   file=str(path.relative_to(self.root)))
@@ -220,17 +225,4 @@ def build_fixtures(config: MediaConfig) -> MediaFixtures | None:
     if config.mode not in ("record", "replay") and not config.allow_mode_header:
         return None
     fixtures = MediaFixtures(Path(config.fixtures_dir), secrets=secrets_of(config.providers))
-    if config.mode == "record":
-        problem = fixtures.files.writable()
-        if problem is not None:
-            raise ConfigError(f"fixtures_dir: record mode cannot write fixtures: {problem}")
-    elif config.mode == "replay" and not fixtures.root.is_dir():
-        raise ConfigError(
-            f"fixtures_dir: {fixtures.root} is not a folder; replay mode answers only from recorded fixtures "
-            "(record them with GENERATOR_MODE=record, or set MEDIA_FIXTURES_DIR)"
-        )
-    try:
-        fixtures.load()
-    except ValueError as exc:
-        raise ConfigError(f"fixtures_dir: {exc}") from exc
-    return fixtures
+    return opened_fixtures(fixtures, mode=config.mode, folder_variable="MEDIA_FIXTURES_DIR")

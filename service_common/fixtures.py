@@ -1,4 +1,4 @@
-"""Fixture files of record and replay, shared by both gateways: keys, safe names, atomic writes, no secrets.
+"""Fixture files of record and replay, shared by both gateways: keys, safe names, checked reads, no secrets.
 
 A fixture is one readable JSON file (UTF-8, indented, keys in a fixed order) whose name comes from its key,
 the SHA-256 of the canonical JSON of what was routed, never from a client's string as it is: names made
@@ -13,9 +13,11 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
+
+from .config import ConfigError
 
 __all__ = [
     "FixtureFiles",
@@ -139,18 +141,6 @@ class FixtureFiles:
             if path.is_file() and path.resolve().is_relative_to(root):
                 yield path
 
-    def write(self, path: Path, data: bytes) -> None:
-        """Write `data` to `path` atomically (a temporary file renamed over it); blocking, so run it in a thread."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".fixture-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
     def writable(self) -> str | None:
         """Why fixtures cannot be written here (None when they can): the folder is made if missing."""
         try:
@@ -168,4 +158,64 @@ def pretty(doc: Any) -> bytes:
     return msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n"
 
 
-__all__ += ["is_key", "pretty"]
+class Recorded(Protocol):
+    """A decoded fixture: its key and the routed request the key was made from."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def request(self) -> Any: ...
+
+
+R = TypeVar("R", bound=Recorded)
+
+
+def read_fixture(path: Path, decoder: msgspec.json.Decoder[R]) -> R:
+    """The fixture in `path`, its key checked against its request; ValueError naming the file if not."""
+    try:
+        fixture = decoder.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise ValueError(f"fixture {path}: {exc}") from exc
+    if fixture.key != canonical_key(fixture.request):
+        raise ValueError(f"fixture {path}: its key does not match its request (edited by hand?)")
+    return fixture
+
+
+class FixtureSet(Protocol):
+    """A gateway's fixtures: their folder and `load()` (which raises ValueError on a broken file)."""
+
+    @property
+    def files(self) -> FixtureFiles: ...
+
+    @property
+    def root(self) -> Path: ...
+
+    def load(self) -> None: ...
+
+
+S = TypeVar("S", bound=FixtureSet)
+
+
+def opened_fixtures(fixtures: S, *, mode: str, folder_variable: str) -> S:
+    """`fixtures` read at start-up and checked for `mode`: writable to record, an existing folder to replay.
+
+    Every problem is a ConfigError naming `fixtures_dir`, so a broken fixture fails start-up, not a request.
+    """
+    if mode == "record":
+        problem = fixtures.files.writable()
+        if problem is not None:
+            raise ConfigError(f"fixtures_dir: record mode cannot write fixtures: {problem}")
+    elif mode == "replay" and not fixtures.root.is_dir():
+        raise ConfigError(
+            f"fixtures_dir: {fixtures.root} is not a folder; replay mode answers only from recorded fixtures "
+            f"(record them with GENERATOR_MODE=record, or set {folder_variable})"
+        )
+    try:
+        fixtures.load()
+    except ValueError as exc:
+        raise ConfigError(f"fixtures_dir: {exc}") from exc
+    return fixtures
+
+
+__all__ += ["FixtureSet", "Recorded", "is_key", "opened_fixtures", "pretty", "read_fixture"]
