@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import structlog
@@ -27,6 +27,8 @@ from shared_contracts.errors import GatewayError, ProviderUnavailable, UpstreamT
 
 from .base import Delta, EmbedCall, EmbedResult, Provider, ProviderCall, ProviderResult
 from .ollama import OllamaProvider, OllamaSettings
+
+T = TypeVar("T")
 
 __all__ = ["OllamaPool", "OllamaPoolSettings"]
 
@@ -116,16 +118,7 @@ class OllamaPool(Provider):
 
     # ---- calls
     async def generate(self, call: ProviderCall, *, deadline: float) -> ProviderResult:
-        tried: list[_Member] = []
-        while True:
-            member = await self._take(call.model, deadline, tried)
-            try:
-                return await member.provider.generate(call, deadline=deadline)
-            except ProviderUnavailable as exc:
-                self._down(member, exc)
-                tried.append(member)
-            finally:
-                self._give_back(member)
+        return await self._on_an_instance(call.model, deadline, lambda p: p.generate(call, deadline=deadline))
 
     async def stream(self, call: ProviderCall, *, deadline: float) -> AsyncIterator[Delta | ProviderResult]:
         tried: list[_Member] = []
@@ -146,11 +139,17 @@ class OllamaPool(Provider):
                 self._give_back(member)
 
     async def embed(self, call: EmbedCall, *, deadline: float) -> EmbedResult:
+        return await self._on_an_instance(call.model, deadline, lambda p: p.embed(call, deadline=deadline))
+
+    async def _on_an_instance(
+        self, model: str, deadline: float, send: Callable[[OllamaProvider], Awaitable[T]]
+    ) -> T:
+        """`send` to an instance with a free slot; an instance found down is marked so and the next one tried."""
         tried: list[_Member] = []
         while True:
-            member = await self._take(call.model, deadline, tried)
+            member = await self._take(model, deadline, tried)
             try:
-                return await member.provider.embed(call, deadline=deadline)
+                return await send(member.provider)
             except ProviderUnavailable as exc:
                 self._down(member, exc)
                 tried.append(member)
